@@ -1,0 +1,59 @@
+"""The contract every distribution-gradient estimator in `esrun.estimators` follows.
+
+An estimator approximates
+
+    grad_params J(params) = grad_params E_{x ~ p_params}[f(x)]
+
+and has one signature:
+
+    est(key, f, dist, num_samples, **options) -> Estimate(grad, per_sample, num_evals)
+
+* ``key``: a JAX PRNG key; the only source of randomness.
+* ``f``: a function of one sample ``x`` (shaped like a sample of ``dist``) returning a scalar. Estimators
+  vmap it themselves; ``f`` never sees a batch axis.
+* ``dist``: a distribution pytree (:mod:`esrun.estimators.distributions`) whose array leaves are the
+  parameters differentiated.
+* ``num_samples``: static; how many draws (or antithetic pairs, where the estimator says so).
+
+The result ``grad`` is a pytree shaped like ``dist``; ``per_sample`` has the same structure with a leading
+``[num_samples]`` axis whose mean is ``grad`` (``None`` where no per-sample form exists), so the variance of a
+single-sample estimate is ``per_sample.var(0)``; ``num_evals`` is the number of calls of ``f`` spent — the
+currency of every equal-budget comparison.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+REGISTRY: dict[str, Callable[..., Any]] = {}
+"""name -> estimator. Tests iterate this dict, so a registered estimator is tested by default."""
+
+LAYERS: dict[str, Callable[..., Any]] = {}
+"""name -> layer-style estimator (custom VJPs used inside a model: straight-through, Gumbel, I-MLE, ...)."""
+
+
+class Estimate(NamedTuple):
+    """What every distribution-gradient estimator returns.
+
+    Attributes:
+      grad: pytree shaped like the distribution: the gradient estimate.
+      per_sample: same structure with a leading ``[num_samples]`` axis whose mean over axis 0 is ``grad``;
+        ``None`` for estimators without a per-sample decomposition.
+      num_evals: int, calls of ``f`` spent on this estimate.
+    """
+
+    grad: Any
+    per_sample: Any
+    num_evals: int
+
+
+def register(name: str, table: dict[str, Callable[..., Any]] | None = None):
+    """Decorator adding an estimator to ``REGISTRY`` (or another table) under ``name``."""
+    target = REGISTRY if table is None else table
+
+    def wrap(fn):
+        if name in target:
+            raise ValueError(f"estimator {name!r} registered twice")
+        target[name] = fn
+        return fn
+
+    return wrap
