@@ -46,13 +46,39 @@ class Estimate(NamedTuple):
     num_evals: int
 
 
-def register(name: str, table: dict[str, Callable[..., Any]] | None = None):
-    """Decorator adding an estimator to ``REGISTRY`` (or another table) under ``name``."""
+def register(
+    name: str,
+    *,
+    supports: tuple[str, ...] = (),
+    unbiased: bool = True,
+    needs_grad_f: bool = False,
+    example_options: Callable[[Any], dict[str, Any]] | None = None,
+    table: dict[str, Callable[..., Any]] | None = None,
+):
+    """Decorator adding an estimator to ``REGISTRY`` (or ``table``) under ``name``, with its metadata.
+
+    Args:
+      supports: distribution names (keys of ``distributions.DISTRIBUTIONS``) the estimator applies to.
+      unbiased: whether E[grad] equals the true gradient.
+      needs_grad_f: whether ``f`` must be differentiable (pathwise, REBAR, RELAX, ...).
+      example_options: ``dist -> dict`` of keyword options that make a call valid for ``dist`` (e.g. RELAX's
+        control variate and its parameters); registry-driven tests and ``esrun compare`` use it.
+
+    The metadata is stored on the function as ``fn.meta`` (a dict) so that callers can refuse an estimator
+    that does not apply to a task before any work starts.
+    """
     target = REGISTRY if table is None else table
 
     def wrap(fn):
         if name in target:
             raise ValueError(f"estimator {name!r} registered twice")
+        fn.meta = {
+            "name": name,
+            "supports": tuple(supports),
+            "unbiased": unbiased,
+            "needs_grad_f": needs_grad_f,
+            "example_options": example_options or (lambda dist: {}),
+        }
         target[name] = fn
         return fn
 
