@@ -8,3 +8,13 @@ from esrun.estimators.base import LAYERS, REGISTRY, Estimate, register
 from esrun.estimators.distributions import Bernoulli, Categorical, Gaussian, Poisson
 
 __all__ = ["Estimate", "REGISTRY", "LAYERS", "register", "Gaussian", "Bernoulli", "Categorical", "Poisson"]
+
+# Continuous and RL families.
+from esrun.estimators import rl
+from esrun.estimators.evolution_strategies import evolution_strategies
+from esrun.estimators.leave_one_out import leave_one_out
+from esrun.estimators.measure_valued import measure_valued
+from esrun.estimators.pathwise import pathwise
+from esrun.estimators.score_function import score_function
+
+__all__ += ["rl", "evolution_strategies", "leave_one_out", "measure_valued", "pathwise", "score_function"]
