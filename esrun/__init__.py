@@ -1,0 +1,41 @@
+"""esrun: Evolution Strategies and every Monte Carlo gradient estimator, from a laptop to a cluster.
+
+    import esrun
+    result = esrun.train("configs/cartpole.yaml", "strategy.sigma=0.05")   # or a Config / dict
+    result.summary["final_eval_return"]
+
+Submodules are imported lazily so that ``from esrun import estimators`` does not load the runner.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_config(config=None, *overrides):
+    """A validated Config from a path, a dict or a Config, with ``section.key=value`` overrides."""
+    from pathlib import Path
+
+    from esrun.config import Config, load_config as _load, validate
+    from esrun.config.load import apply_overrides
+
+    if isinstance(config, Config):
+        raw = config.model_dump(mode="json")
+        return validate(apply_overrides(raw, overrides))
+    if isinstance(config, dict):
+        return validate(apply_overrides(dict(config), overrides))
+    return _load(Path(config) if config is not None else None, overrides)
+
+
+def train(config=None, *overrides, resume=None, progress=None):
+    """Train from a config (path, dict or Config) and return an ``esrun.runner.Result``."""
+    from esrun.runner import train as _train
+
+    return _train(load_config(config, *overrides), resume=resume, progress=progress)
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in {"estimators", "strategies", "policies", "tasks", "backends", "config", "runner", "compare"}:
+        return importlib.import_module(f"esrun.{name}")
+    raise AttributeError(name)

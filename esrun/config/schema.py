@@ -1,0 +1,140 @@
+"""The run configuration as typed, validated data.
+
+A config is YAML with the sections below; any key can be overridden on the command line as
+``section.key=value``. Validation happens before any work starts (:func:`esrun.config.load.load_config`);
+unknown keys, wrong types and out-of-range values become one-line :class:`ConfigError` messages.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class GymTaskConfig(_Section):
+    """A Gymnasium environment, stepped as one vector environment per evaluation chunk."""
+
+    type: Literal["gym"] = "gym"
+    env_id: str = Field("CartPole-v1", description="Gymnasium id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5")
+    episodes_per_member: int = Field(1, ge=1, description="episodes averaged into one member's fitness")
+    max_episode_steps: Optional[int] = Field(None, ge=1, description="truncate episodes (default: the env's)")
+    obs_norm: bool = Field(False, description="normalize observations with running statistics")
+    vector_width: Optional[int] = Field(
+        None, ge=1, description="environments stepped together per chunk (default: all episodes of a chunk)"
+    )
+    eval_episodes: int = Field(10, ge=1, description="episodes of the mean policy per evaluation")
+    eval_every: int = Field(5, ge=1, description="evaluate the mean policy every N generations")
+
+
+class JaxEnvTaskConfig(_Section):
+    """A JAX-native environment from envs/ (ids under esrun/): the whole rollout is one jitted scan."""
+
+    type: Literal["jax_env"] = "jax_env"
+    env_id: str = Field("esrun/CartPole-v1", description="a JAX-native environment id from envs/")
+    episodes_per_member: int = Field(1, ge=1)
+    max_episode_steps: Optional[int] = Field(None, ge=1)
+    eval_episodes: int = Field(10, ge=1)
+    eval_every: int = Field(5, ge=1)
+
+
+class SyntheticTaskConfig(_Section):
+    """A synthetic objective over R^dim, minimized (esrun maximizes its negation)."""
+
+    type: Literal["synthetic"] = "synthetic"
+    objective: str = Field("sphere", description="sphere | rastrigin | rosenbrock | ackley | styblinski_tang")
+    dim: int = Field(10, ge=1, description="number of parameters")
+    init_scale: float = Field(3.0, ge=0.0, description="x0 ~ Uniform(-init_scale, init_scale)")
+    eval_every: int = Field(1, ge=1, description="record the objective at the mean every N generations")
+
+
+TaskConfig = Annotated[Union[GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig], Field(discriminator="type")]
+
+
+class PolicyConfig(_Section):
+    type: Literal["mlp", "linear"] = Field("mlp", description="mlp | linear (ignored by synthetic tasks)")
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 32])
+    activation: Literal["tanh", "relu", "elu", "gelu", "sigmoid"] = "tanh"
+    head: Literal["auto", "discrete", "continuous"] = Field("auto", description="auto: from the action space")
+    init_scale: float = Field(1.0, gt=0.0, description="scale of the initial weights (fan-in normalised)")
+
+
+class StrategyConfig(_Section):
+    name: str = Field("openai_es", description="openai_es | pgpe | snes | cma_es | ...")
+    population: int = Field(256, gt=0, description="members per generation")
+    sigma: float = Field(0.1, gt=0.0, description="perturbation scale (initial std for evosax strategies)")
+    sigma_decay: float = Field(1.0, gt=0.0, le=1.0, description="sigma <- max(sigma * decay, sigma_min) per gen")
+    sigma_min: float = Field(0.0, ge=0.0)
+    antithetic: bool = Field(True, description="mirrored pairs +eps, -eps (population must be even)")
+    fitness_shaping: Literal["centered_rank", "z_score", "raw"] = "centered_rank"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    learning_rate: float = Field(0.01, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 coefficient: grad <- grad - wd * mean")
+    tell_chunk: int = Field(64, gt=0, description="pairs regenerated per step of the chunked update")
+
+    @model_validator(mode="after")
+    def _even_population(self):
+        if self.antithetic and self.population % 2:
+            raise ValueError(f"strategy.population = {self.population}: must be even with antithetic sampling")
+        return self
+
+
+class BackendConfig(_Section):
+    type: Literal["local", "ray", "mpi"] = "local"
+    workers: int = Field(1, ge=1, description="Ray actors (MPI: the number of ranks decides)")
+    address: Optional[str] = Field(None, description="Ray: unset = local ray.init; 'auto' or host:port")
+    chunk_size: Optional[int] = Field(None, ge=1, description="members per evaluation chunk (divides population)")
+    hash_every: int = Field(10, ge=1, description="compare replica hashes every N generations")
+
+
+class BudgetConfig(_Section):
+    generations: Optional[int] = Field(None, ge=1)
+    env_steps: Optional[int] = Field(None, ge=1)
+    evaluations: Optional[int] = Field(None, ge=1, description="fitness evaluations (population members)")
+    wall_seconds: Optional[float] = Field(None, gt=0)
+    target_return: Optional[float] = Field(None, description="stop when the evaluation return reaches this")
+
+    @model_validator(mode="after")
+    def _some_budget(self):
+        if all(v is None for v in (self.generations, self.env_steps, self.evaluations, self.wall_seconds)):
+            raise ValueError("budget: set at least one of generations, env_steps, evaluations, wall_seconds")
+        return self
+
+
+class LoggingConfig(_Section):
+    dir: str = Field("runs", description="parent of the run directory")
+    tensorboard: bool = True
+    progress: bool = Field(True, description="live progress line on the console")
+    log_every: int = Field(1, ge=1)
+    checkpoint_every: int = Field(25, ge=1, description="checkpoint every N generations (and at the end)")
+
+
+class Config(_Section):
+    name: str = Field("run", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = Field(0, ge=0)
+    task: TaskConfig = Field(default_factory=GymTaskConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig(generations=100))
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _chunking(self):
+        c = self.backend.chunk_size
+        if c is not None and self.strategy.population % c:
+            raise ValueError(
+                f"backend.chunk_size = {c}: must divide strategy.population = {self.strategy.population}"
+            )
+        return self
+
+    def chunk_size(self) -> int:
+        """Members per evaluation chunk: the configured value, else the largest divisor of the population <= 64."""
+        if self.backend.chunk_size is not None:
+            return self.backend.chunk_size
+        pop = self.strategy.population
+        return max(d for d in range(1, min(pop, 64) + 1) if pop % d == 0)

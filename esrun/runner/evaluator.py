@@ -1,0 +1,138 @@
+"""A replica: the task, the strategy and the pure generation update that every process applies identically.
+
+Keys (all derived from ``PRNGKey(seed)``, so any process can rebuild them):
+
+    strategy run key      fold_in(root, 0)                 -> member noise (see strategies/openai_es.py)
+    chunk episodes        fold_in(fold_in(fold_in(root, 1), g), chunk)
+    evaluation episodes   fold_in(fold_in(root, 2), g)
+    initial parameters    fold_in(root, 3)
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esrun.strategies import STRATEGIES
+from esrun.tasks import build_task
+from esrun.tasks.obs_norm import ObsStats, merge_all
+
+
+class RunState(NamedTuple):
+    """Everything a run needs to continue exactly where it stopped (checkpointed whole)."""
+
+    strategy: Any  # the strategy's state pytree
+    obs_stats: Optional[ObsStats]
+    generation: int
+    env_steps: int
+    evaluations: int
+    nonfinite: int  # members with NaN / inf fitness so far
+    best_fitness: float
+    eval_return: Optional[float]  # last evaluation return of the mean policy
+    eval_generation: int  # generation at which eval_return was measured (-1: never)
+    wall_seconds: float  # accumulated over every session of the run
+
+
+def params_hash(mean) -> str:
+    """SHA-256 of the final mean's float32 bytes (``summary.json: params_sha256``)."""
+    return hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()
+
+
+def sanitize_fitness(fitness: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rank NaN / inf worst: they take the smallest finite value (0 if none is finite). Returns (clean, count)."""
+    fitness = np.asarray(fitness, np.float64)
+    finite = np.isfinite(fitness)
+    bad = int((~finite).sum())
+    if bad:
+        fill = fitness[finite].min() if finite.any() else 0.0
+        fitness = np.where(finite, fitness, fill)
+    return fitness, bad
+
+
+class Evaluator:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.task = build_task(cfg)
+        self.num_params = self.task.num_params
+        pop = cfg.strategy.population
+        self.strategy = STRATEGIES[cfg.strategy.name](self.num_params, pop, cfg.strategy)
+        self.chunk_size = cfg.chunk_size()
+        self.num_chunks = pop // self.chunk_size
+        self.root = jax.random.PRNGKey(cfg.seed)
+        self._member_params = jax.jit(self.strategy.member_params)
+        self._tell = jax.jit(self.strategy.tell)
+        self.uses_obs_stats = bool(getattr(cfg.task, "obs_norm", False))
+
+    # -- keys -------------------------------------------------------------------------------------------
+    def chunk_key(self, generation: int, chunk: int):
+        return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(self.root, 1), generation), chunk)
+
+    def eval_key(self, generation: int):
+        return jax.random.fold_in(jax.random.fold_in(self.root, 2), generation)
+
+    # -- state ------------------------------------------------------------------------------------------
+    def init_state(self) -> RunState:
+        x0 = self.task.initial_params(jax.random.fold_in(self.root, 3))
+        sstate = self.strategy.init(jax.random.fold_in(self.root, 0), jnp.asarray(x0))
+        obs = ObsStats.zeros(self.task.obs_dim) if self.uses_obs_stats else None
+        return RunState(sstate, obs, 0, 0, 0, 0, float("-inf"), None, -1, 0.0)
+
+    def mean(self, state: RunState) -> np.ndarray:
+        return np.asarray(self.strategy.mean(state.strategy), np.float32)
+
+    # -- one generation -------------------------------------------------------------------------------
+    def evaluate_chunks(self, state: RunState, chunk_ids) -> list:
+        """ChunkResults of ``chunk_ids`` (in the given order) for generation ``state.generation``."""
+        out = []
+        for c in chunk_ids:
+            members = jnp.arange(c * self.chunk_size, (c + 1) * self.chunk_size, dtype=jnp.int32)
+            params = self._member_params(state.strategy, members)
+            out.append(self.task.evaluate(params, self.chunk_key(state.generation, c), state.obs_stats))
+        return out
+
+    def apply(self, state: RunState, fitness: np.ndarray, steps: int, obs_delta: Optional[ObsStats]):
+        """The update every replica applies: strategy tell, observation statistics, counters.
+
+        ``fitness: [population]`` raw (may hold NaN); ``steps``: environment steps of the generation;
+        ``obs_delta``: the generation's observation statistics merged in chunk order.
+        Returns (next state, metrics dict).
+        """
+        clean, bad = sanitize_fitness(fitness)
+        sstate, es_metrics = self._tell(state.strategy, jnp.asarray(clean, jnp.float32))
+        obs = state.obs_stats
+        if obs is not None and obs_delta is not None:
+            obs = obs.merge(obs_delta)
+        finite = np.asarray(fitness)[np.isfinite(fitness)]
+        best = max(state.best_fitness, float(finite.max())) if finite.size else state.best_fitness
+        new = state._replace(
+            strategy=sstate,
+            obs_stats=obs,
+            generation=state.generation + 1,
+            env_steps=state.env_steps + int(steps),
+            evaluations=state.evaluations + len(fitness),
+            nonfinite=state.nonfinite + bad,
+            best_fitness=best,
+        )
+        metrics = {
+            "fitness/best": float(finite.max()) if finite.size else float("nan"),
+            "fitness/mean": float(finite.mean()) if finite.size else float("nan"),
+            "fitness/min": float(finite.min()) if finite.size else float("nan"),
+            "fitness/std": float(finite.std()) if finite.size else float("nan"),
+            "fitness/nonfinite": float(bad),
+        }
+        metrics.update({f"es/{k}": float(v) for k, v in es_metrics.items()})
+        return new, metrics
+
+    @staticmethod
+    def combine(results: list):
+        """Fitness vector, total steps and observation statistics (merged in chunk order) of a generation."""
+        fitness = np.concatenate([np.asarray(r.fitness, np.float64) for r in results])
+        steps = int(sum(int(np.sum(r.steps)) for r in results))
+        return fitness, steps, merge_all(r.obs_delta for r in results)
+
+    def evaluate_mean(self, state: RunState, episodes: int, generation: Optional[int] = None) -> np.ndarray:
+        g = state.generation if generation is None else generation
+        return self.task.evaluate_policy(self.mean(state), self.eval_key(g), episodes, state.obs_stats)

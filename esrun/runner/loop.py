@@ -1,0 +1,206 @@
+"""The generation loop: evaluate through a backend, apply the update, log, checkpoint, stop on a budget.
+
+    for each generation g:
+        results  = backend.evaluate(state)                     # fitness of every chunk, in chunk order
+        state'   = evaluator.apply(state, fitness, steps, obs)  # the same pure update on every replica
+        backend.tell(...)                                       # replicas apply it too
+        every eval_every: evaluate the mean policy              # coordinator; the stop decision is agreed
+        log; checkpoint every N; stop at the first budget reached
+
+SIGINT, SIGTERM and SIGUSR1 set a flag; the loop finishes the generation in flight, checkpoints and returns
+with ``stop_reason = "signal"``. ``train(config, resume=run_dir)`` continues a checkpointed run exactly.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from esrun.backends import get_backend
+from esrun.config import Config, dump_config
+from esrun.logging import ConsoleSink, MetricLogger, TensorBoardSink, write_summary
+from esrun.runner import checkpoint
+from esrun.runner.evaluator import Evaluator, RunState, params_hash
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+@dataclass
+class Result:
+    run_dir: Path
+    summary: dict[str, Any]
+    mean: np.ndarray = field(repr=False)
+
+    @property
+    def params_sha256(self) -> str:
+        return self.summary["params_sha256"]
+
+
+class _StopFlag:
+    """Installs handlers for the stop signals (main thread only) and restores the previous ones on exit."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._old = {}
+
+    def __enter__(self):
+        for s in STOP_SIGNALS:
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a test worker thread)
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def budget_reached(cfg: Config, state: RunState) -> Optional[str]:
+    """The first budget the run has reached, as 'name (limit)', or None."""
+    b = cfg.budget
+    if b.target_return is not None and state.eval_return is not None and state.eval_return >= b.target_return:
+        return f"target_return ({b.target_return:g})"
+    if b.generations is not None and state.generation >= b.generations:
+        return f"generations ({b.generations})"
+    if b.env_steps is not None and state.env_steps >= b.env_steps:
+        return f"env_steps ({b.env_steps})"
+    if b.evaluations is not None and state.evaluations >= b.evaluations:
+        return f"evaluations ({b.evaluations})"
+    if b.wall_seconds is not None and state.wall_seconds >= b.wall_seconds:
+        return f"wall_seconds ({b.wall_seconds:g})"
+    return None
+
+
+def run_dir_for(cfg: Config) -> Path:
+    return Path(cfg.logging.dir) / cfg.name
+
+
+def _restore(evaluator: Evaluator, saved: RunState) -> RunState:
+    import jax
+    import jax.numpy as jnp
+
+    return saved._replace(strategy=jax.tree_util.tree_map(jnp.asarray, saved.strategy))
+
+
+def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None) -> Result:
+    """Run (or continue) the training described by a validated config; returns the summary."""
+    t_start = time.perf_counter()
+    evaluator = Evaluator(cfg)
+    backend = get_backend(cfg.backend.type)(cfg, evaluator)
+    coord = backend.is_coordinator
+    run_dir = Path(resume) if resume is not None else run_dir_for(cfg)
+    config_yaml = dump_config(cfg)
+    if resume is not None:
+        saved, _ = checkpoint.load(run_dir)
+        state = _restore(evaluator, saved)
+    else:
+        state = evaluator.init_state()
+    if coord:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config_yaml)
+    sinks: list = []
+    if coord and cfg.logging.tensorboard:
+        sinks.append(TensorBoardSink(run_dir))
+    show = cfg.logging.progress if progress is None else progress
+    if coord and show:
+        sinks.append(ConsoleSink(cfg.budget.generations, state.generation, cfg.name))
+    log = MetricLogger(sinks)
+    session_start = time.perf_counter()
+    wall_before = state.wall_seconds
+    stop_reason = None
+    eval_cfg_every = getattr(cfg.task, "eval_every", 1)
+    eval_episodes = getattr(cfg.task, "eval_episodes", 1)
+    last_eval = None
+    try:
+        backend.start(state)
+        with _StopFlag() as flag:
+            while True:
+                stop_reason = budget_reached(cfg, state)
+                stop_reason = backend.agree(stop_reason)
+                if stop_reason is not None:
+                    break
+                t0 = time.perf_counter()
+                results = backend.evaluate(state)
+                t_eval = time.perf_counter() - t0
+                fitness, steps, obs_delta = evaluator.combine(results)
+                state, metrics = evaluator.apply(state, fitness, steps, obs_delta)
+                backend.tell(fitness, obs_delta, state)
+                if evaluator.task.has_eval and (state.generation % eval_cfg_every == 0):
+                    returns = evaluator.evaluate_mean(state, eval_episodes) if coord else None
+                    value = backend.agree(None if returns is None else float(np.mean(returns)))
+                    state = state._replace(eval_return=value, eval_generation=state.generation)
+                    if returns is not None:
+                        last_eval = returns
+                        metrics["eval/return_mean"] = float(np.mean(returns))
+                        metrics["eval/return_std"] = float(np.std(returns))
+                dt = time.perf_counter() - t0
+                state = state._replace(wall_seconds=wall_before + time.perf_counter() - session_start)
+                metrics.update({
+                    "perf/seconds_per_generation": dt,
+                    "perf/eval_fraction": t_eval / dt if dt > 0 else 0.0,
+                    "perf/steps_per_second": steps / dt if dt > 0 else 0.0,
+                    "perf/env_steps": float(state.env_steps),
+                    "perf/evaluations": float(state.evaluations),
+                    "fitness/nonfinite_total": float(state.nonfinite),
+                })
+                metrics.update(backend.comm_metrics())
+                if coord and state.generation % cfg.logging.log_every == 0:
+                    log.write(state.generation, metrics)
+                if coord and state.generation % cfg.logging.checkpoint_every == 0:
+                    checkpoint.save(run_dir, state, config_yaml)
+                if backend.agree(flag.signum) is not None:
+                    stop_reason = "signal"
+                    break
+        state = state._replace(wall_seconds=wall_before + time.perf_counter() - session_start)
+        summary = {}
+        if coord:
+            checkpoint.save(run_dir, state, config_yaml)
+            final_eval = None
+            if evaluator.task.has_eval and stop_reason != "signal":
+                if state.eval_generation != state.generation or last_eval is None:
+                    last_eval = evaluator.evaluate_mean(state, eval_episodes)
+                    state = state._replace(eval_return=float(np.mean(last_eval)), eval_generation=state.generation)
+                final_eval = last_eval
+            summary = build_summary(cfg, evaluator, backend, state, final_eval, stop_reason,
+                                    time.perf_counter() - t_start)
+            write_summary(run_dir, summary)
+            log.message(f"stopped: {stop_reason}; summary in {run_dir / 'summary.json'}")
+    finally:
+        log.close()
+        backend.close()
+        evaluator.task.close()
+    return Result(run_dir, summary, evaluator.mean(state))
+
+
+def build_summary(cfg, evaluator, backend, state: RunState, final_eval, stop_reason, session_seconds) -> dict:
+    comm = backend.comm_metrics()
+    return {
+        "name": cfg.name,
+        "task": getattr(cfg.task, "env_id", None) or getattr(cfg.task, "objective", None),
+        "strategy": cfg.strategy.name,
+        "num_params": evaluator.num_params,
+        "population": cfg.strategy.population,
+        "generations": state.generation,
+        "env_steps": state.env_steps,
+        "evaluations": state.evaluations,
+        "wall_seconds": state.wall_seconds,
+        "session_seconds": session_seconds,
+        "best_fitness": state.best_fitness,
+        "final_eval_return": None if final_eval is None else float(np.mean(final_eval)),
+        "final_eval_std": None if final_eval is None else float(np.std(final_eval)),
+        "final_eval_episodes": None if final_eval is None else int(len(final_eval)),
+        "nonfinite_fitness": state.nonfinite,
+        "stop_reason": stop_reason,
+        "backend": cfg.backend.type,
+        "workers": backend.workers,
+        "bytes_per_generation": comm.get("comm/bytes_per_generation", 0.0),
+        "params_sha256": params_hash(evaluator.mean(state)),
+    }

@@ -1,0 +1,139 @@
+"""OpenAI-ES (Salimans et al., 2017) with seed-derived antithetic noise and a chunked, O(chunk x P) update.
+
+Search distribution N(mean, sigma^2 I). Member i of generation g has parameters
+
+    pair(i) = i // 2,  sign(i) = +1 if i is even else -1            (antithetic)
+    eps_k   = normal(fold_in(fold_in(run_key, g), k), [P])
+    theta_i = mean + sigma * sign(i) * eps_pair(i)
+
+(without antithetic sampling pair(i) = i and sign = +1). The gradient estimate of E[F(mean + sigma eps)] is
+
+    g = 1 / (n sigma) * sum_i u_i sign(i) eps_pair(i) = 1 / (n sigma) * sum_k (u_{2k} - u_{2k+1}) eps_k
+
+with u the shaped fitness. ``tell`` regenerates eps_k ``tell_chunk`` at a time inside a ``lax.scan`` and
+accumulates ``w_chunk @ eps_chunk``, so its peak memory is O(tell_chunk x P), never O(n x P). The update ascends
+``g - weight_decay * mean`` with an optax optimizer (Adam or SGD with momentum); sigma follows
+``sigma <- max(sigma * sigma_decay, sigma_min)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from esrun.strategies.base import Strategy, register
+from esrun.strategies.shaping import SHAPING
+
+
+class OpenESState(NamedTuple):
+    key: jax.Array  # [2] uint32 run key
+    generation: jax.Array  # [] int32
+    mean: jax.Array  # [P] float32
+    sigma: jax.Array  # [] float32
+    opt_state: Any
+
+
+def noise(key: jax.Array, generation: jax.Array, index: jax.Array, num_params: int) -> jax.Array:
+    """eps = normal(fold_in(fold_in(key, generation), index), [num_params]) — the protocol's only noise."""
+    return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, generation), index), (num_params,))
+
+
+@dataclass(frozen=True)
+class OpenAIES(Strategy):
+    num_params: int
+    population: int
+    sigma_init: float = 0.1
+    sigma_decay: float = 1.0
+    sigma_min: float = 0.0
+    antithetic: bool = True
+    fitness_shaping: str = "centered_rank"
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    tell_chunk: int = 64
+
+    def _opt(self) -> optax.GradientTransformation:
+        if self.optimizer == "adam":
+            return optax.adam(self.learning_rate)
+        return optax.sgd(self.learning_rate, momentum=self.momentum or None)
+
+    @property
+    def num_noise(self) -> int:
+        """Distinct noise vectors per generation: pairs with antithetic sampling, members otherwise."""
+        return self.population // 2 if self.antithetic else self.population
+
+    def init(self, key: jax.Array, x0: jax.Array) -> OpenESState:
+        mean = jnp.asarray(x0, jnp.float32)
+        return OpenESState(
+            key=jnp.asarray(key, jnp.uint32),
+            generation=jnp.zeros((), jnp.int32),
+            mean=mean,
+            sigma=jnp.asarray(self.sigma_init, jnp.float32),
+            opt_state=self._opt().init(mean),
+        )
+
+    def member_params(self, state: OpenESState, members: jax.Array) -> jax.Array:
+        members = jnp.asarray(members, jnp.int32)
+        if self.antithetic:
+            index, sign = members // 2, 1.0 - 2.0 * (members % 2).astype(jnp.float32)
+        else:
+            index, sign = members, jnp.ones(members.shape, jnp.float32)
+        eps = jax.vmap(lambda k: noise(state.key, state.generation, k, self.num_params))(index)
+        return state.mean[None, :] + state.sigma * sign[:, None] * eps
+
+    def mean(self, state: OpenESState) -> jax.Array:
+        return state.mean
+
+    def gradient(self, state: OpenESState, fitness: jax.Array) -> jax.Array:
+        """g = 1/(n sigma) sum_k w_k eps_k, accumulated over chunks of ``tell_chunk`` noise vectors."""
+        u = SHAPING[self.fitness_shaping](jnp.asarray(fitness))
+        w = u[0::2] - u[1::2] if self.antithetic else u
+        k = self.num_noise
+        chunk = min(self.tell_chunk, k)
+        n_chunks = -(-k // chunk)
+        w = jnp.pad(w, (0, n_chunks * chunk - k)).reshape(n_chunks, chunk)
+        idx = jnp.arange(n_chunks * chunk, dtype=jnp.int32).reshape(n_chunks, chunk)
+
+        def body(acc, xs):
+            wc, ic = xs
+            eps = jax.vmap(lambda i: noise(state.key, state.generation, i, self.num_params))(ic)
+            return acc + wc @ eps, None
+
+        acc, _ = jax.lax.scan(body, jnp.zeros((self.num_params,), jnp.float32), (w, idx))
+        return acc / (self.population * state.sigma)
+
+    def tell(self, state: OpenESState, fitness: jax.Array):
+        grad = self.gradient(state, fitness)
+        ascent = grad - self.weight_decay * state.mean
+        updates, opt_state = self._opt().update(-ascent, state.opt_state, state.mean)
+        mean = optax.apply_updates(state.mean, updates)
+        sigma = jnp.maximum(state.sigma * self.sigma_decay, self.sigma_min).astype(jnp.float32)
+        metrics = {
+            "grad_norm": jnp.linalg.norm(grad),
+            "update_ratio": jnp.linalg.norm(updates) / (jnp.linalg.norm(state.mean) + 1e-12),
+            "sigma": state.sigma,
+        }
+        new = OpenESState(state.key, state.generation + 1, mean, sigma, opt_state)
+        return new, metrics
+
+
+@register("openai_es")
+def make_openai_es(num_params: int, population: int, cfg) -> OpenAIES:
+    return OpenAIES(
+        num_params=num_params,
+        population=population,
+        sigma_init=cfg.sigma,
+        sigma_decay=cfg.sigma_decay,
+        sigma_min=cfg.sigma_min,
+        antithetic=cfg.antithetic,
+        fitness_shaping=cfg.fitness_shaping,
+        optimizer=cfg.optimizer,
+        learning_rate=cfg.learning_rate,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        tell_chunk=cfg.tell_chunk,
+    )

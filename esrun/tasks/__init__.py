@@ -1,0 +1,41 @@
+"""Fitness functions behind one interface (``esrun.tasks.base.Task``), looked up by ``task.type`` in ``TASKS``."""
+from __future__ import annotations
+
+import importlib
+
+from esrun.tasks import gym as _gym  # noqa: F401  (registers "gym")
+from esrun.tasks import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
+from esrun.tasks.base import TASKS, ChunkResult, Task
+from esrun.tasks.synthetic import OBJECTIVES
+
+try:  # JAX-native environments (envs/) register "jax_env"
+    importlib.import_module("esrun.tasks.jax_env")
+except ModuleNotFoundError as exc:  # pragma: no cover
+    if exc.name not in ("esrun.tasks.jax_env", "envs"):
+        raise
+
+
+def env_exists(task_type: str, env_id: str) -> tuple[bool, list[str]]:
+    """Whether ``env_id`` names an environment of ``task_type``, and the known ids (for suggestions)."""
+    if task_type == "jax_env":
+        try:
+            from envs import JAX_ENVS
+        except ImportError:
+            return False, []
+        return env_id in JAX_ENVS, sorted(JAX_ENVS)
+    import gymnasium as gym
+
+    try:
+        import envs  # noqa: F401  (registers esrun/ ids with gymnasium)
+    except ImportError:
+        pass
+    known = sorted(gym.registry)
+    return env_id in gym.registry, known
+
+
+def build_task(cfg) -> Task:
+    """The task for a validated Config (policy built inside for environment tasks)."""
+    return TASKS[cfg.task.type](cfg.task, cfg.policy)
+
+
+__all__ = ["TASKS", "Task", "ChunkResult", "OBJECTIVES", "build_task", "env_exists"]
