@@ -18,3 +18,16 @@ from esrun.estimators.pathwise import pathwise
 from esrun.estimators.score_function import score_function
 
 __all__ += ["rl", "evolution_strategies", "leave_one_out", "measure_valued", "pathwise", "score_function"]
+
+# Discrete and layer families.
+from esrun.estimators import solvers
+from esrun.estimators.arm import arm, disarm
+from esrun.estimators.gumbel import gumbel_sigmoid, gumbel_softmax
+from esrun.estimators.imle import Aimle, AimleState, aimle, imle
+from esrun.estimators.rebar import rebar, rebar_with_variance_grad
+from esrun.estimators.relax import ControlVariate, mlp_control_variate, rebar_mlp_control_variate, relax
+from esrun.estimators.straight_through import straight_through
+
+__all__ += ["solvers", "arm", "disarm", "gumbel_sigmoid", "gumbel_softmax", "Aimle", "AimleState", "aimle", "imle",
+            "rebar", "rebar_with_variance_grad", "ControlVariate", "mlp_control_variate",
+            "rebar_mlp_control_variate", "relax", "straight_through"]
