@@ -7,11 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from esrun.errors import UserError
+
 EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    """Anything the user can fix; printed as one line, exit code 2."""
 
 
 def _fail(msg: str) -> int:
@@ -20,10 +18,7 @@ def _fail(msg: str) -> int:
 
 
 def _user_errors():
-    from esrun.config import ConfigError
-    from esrun.runner.checkpoint import CheckpointError
-
-    return (ConfigError, CheckpointError, UserError)
+    return (UserError,)
 
 
 def _load_for_train(args):

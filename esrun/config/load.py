@@ -14,10 +14,11 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from esrun.errors import UserError
 from esrun.config.schema import Config, GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A user mistake in a config or an override; its message is one line meant for the console."""
 
 

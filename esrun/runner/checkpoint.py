@@ -14,11 +14,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from esrun.errors import UserError
+
 MAGIC = b"ESRUN-CKPT 1\n"
 LATEST = "latest.ckpt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A missing or corrupt checkpoint; the message is one line for the console."""
 
 
