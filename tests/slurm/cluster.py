@@ -1,0 +1,196 @@
+"""A real single-node SLURM cluster for the tests: slurm.conf in a temp dir, daemons stopped by PID.
+
+Debian's ``slurmctld`` / ``slurmd`` (installed by scripts/install_slurm.sh) run as the current user (root in CI) with
+``auth/none`` and ``cred/none``; every port is a free one on 127.0.0.1 and all state lives under ``root``, so nothing
+outside the temp dir is touched and several test sessions cannot see each other.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PARTITION = "esrun"
+
+
+class ClusterError(RuntimeError):
+    """SLURM could not be started; the message says why (the tests fail with it, never skip)."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _real_memory_mb() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 1024
+
+
+SLURM_CONF = """\
+ClusterName=esruntest
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser={user}
+SlurmdUser={user}
+AuthType=auth/none
+CredType=cred/none
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+SwitchType=switch/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+ReturnToService=2
+SlurmdParameters=config_overrides
+MinJobAge=30
+KillWait=30
+InactiveLimit=0
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
+PartitionName={partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@dataclass
+class Cluster:
+    """A running single-node cluster; ``env`` holds SLURM_CONF for every client command."""
+
+    root: Path
+    conf: Path
+    cpus: int
+    partition: str = PARTITION
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, check=check, timeout=60)
+
+    def logs(self) -> str:
+        out = []
+        for name in ("slurmctld.log", "slurmd.log"):
+            p = self.root / name
+            if p.exists():
+                out.append(f"--- {name} (tail) ---\n" + "\n".join(p.read_text(errors="replace").splitlines()[-30:]))
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        """Stop both daemons by the PIDs we started (SIGTERM, then SIGKILL after 15 s)."""
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.procs.clear()
+
+
+def start_cluster(root: Path, timeout: float = 60.0) -> Cluster:
+    """Write slurm.conf under ``root``, start slurmctld then slurmd, and wait until the node is idle."""
+    for exe in ("slurmctld", "slurmd", "sbatch", "scontrol", "sinfo"):
+        if shutil.which(exe) is None:
+            raise ClusterError(f"{exe} not found on PATH: run scripts/install_slurm.sh")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "state").mkdir(exist_ok=True)
+    (root / "spool").mkdir(exist_ok=True)
+    cpus = os.cpu_count() or 1
+    conf = root / "slurm.conf"
+    conf.write_text(
+        SLURM_CONF.format(
+            ctld_port=_free_port(),
+            slurmd_port=_free_port(),
+            user=getpass.getuser(),
+            root=root,
+            cpus=cpus,
+            mem_mb=_real_memory_mb(),
+            partition=PARTITION,
+        )
+    )
+    cluster = Cluster(root=root, conf=conf, cpus=cpus)
+    env = cluster.env
+    try:
+        # -D: stay in the foreground so the Popen PID is the daemon's; -i: ignore stale state.
+        cluster.procs.append(
+            subprocess.Popen(["slurmctld", "-D", "-i"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=open(root / "slurmctld.stderr", "w"))
+        )
+        _wait(lambda: cluster.run("scontrol", "ping", check=False).stdout.count("UP") > 0, timeout,
+              "slurmctld did not answer scontrol ping", cluster)
+        cluster.procs.append(
+            subprocess.Popen(["slurmd", "-D", "-N", "localhost"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=open(root / "slurmd.stderr", "w"))
+        )
+        _wait(lambda: _node_state(cluster) in {"idle", "mixed", "allocated"}, timeout,
+              "node localhost did not become idle", cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _node_state(cluster: Cluster) -> str:
+    r = cluster.run("sinfo", "-h", "-N", "-o", "%T", check=False)
+    return r.stdout.strip().rstrip("*~#!%$@^-")
+
+
+def _wait(pred, timeout: float, what: str, cluster: Cluster) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in cluster.procs:
+            if proc.poll() is not None:
+                raise ClusterError(f"{proc.args[0]} exited with {proc.returncode}\n{_stderr(cluster)}{cluster.logs()}")
+        if pred():
+            return
+        time.sleep(0.5)
+    raise ClusterError(f"{what} within {timeout:.0f} s\n{_stderr(cluster)}{cluster.logs()}")
+
+
+def _stderr(cluster: Cluster) -> str:
+    out = []
+    for name in ("slurmctld.stderr", "slurmd.stderr"):
+        p = cluster.root / name
+        if p.exists() and p.read_text().strip():
+            out.append(f"--- {name} ---\n{p.read_text()}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def wait_job(cluster: Cluster, job_id: str, timeout: float = 300.0) -> str:
+    """Wait until no task of ``job_id`` is pending or running; return the last state seen."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        r = cluster.run("squeue", "-h", "-j", job_id, "-o", "%T", check=False)
+        states = [s for s in r.stdout.split() if s]
+        if r.returncode == 0 and not states:
+            return last or "DONE"
+        if states:
+            last = states[-1]
+        time.sleep(1.0)
+    raise TimeoutError(f"job {job_id} still {last} after {timeout:.0f} s\n{cluster.logs()}")
