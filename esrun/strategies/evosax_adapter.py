@@ -1,0 +1,229 @@
+"""evosax strategies (PGPE, SNES, xNES, CMA-ES, Sep-CMA-ES, OpenAI-ES) behind esrun's strategy interface.
+
+The seed-sharing protocol for strategies that need the whole population matrix (DESIGN.md, "The core
+protocol"): every replica rebuilds the population from the state alone. The adapter's state holds the evosax
+state *before* the generation's ask, the evosax params, the run key and a generation counter ``g``; then
+
+    ask_key_g          = fold_in(fold_in(run_key, g), 0)
+    X_g, s'_g          = evosax.ask(ask_key_g, s_g, params)            X_g: [population, P]
+    member_params(s, m)= X_g[m]                                         [n, P]
+    tell(s, F)         = evosax.tell(fold_in(fold_in(run_key, g), 1), X_g, -F, s'_g, params), g + 1
+
+``member_params`` and ``tell`` both recompute the same ask (same key, same state -> the same ``X_g`` and the same
+post-ask state ``s'_g``, e.g. CMA-ES's eigendecomposition or xNES's stored ``z``), so any replica can evaluate
+any slice and apply the update from fitness scalars only. Memory is O(population x P) (O(P^2) for CMA-ES and
+xNES): these strategies are for small and medium parameter counts; OpenAI-ES (``openai_es``) is the large-P one.
+
+**Fitness sign.** esrun maximizes fitness (returns); evosax minimizes. The only sign flip is in ``tell`` above:
+evosax receives ``-F``. Metrics that come back are expressed in esrun's (maximized) convention.
+
+Mapping of ``StrategyConfig`` (fields not listed are ignored by that strategy):
+
+    name             evosax class    sigma ->            learning_rate / optimizer / momentum / weight_decay
+    pgpe             PGPE            std_init            optax adam(lr) | sgd(lr, momentum), after L2 decay wd
+    snes             SNES            std_init            (natural-gradient mean step of 1, SNES's own rates)
+    xnes             xNES            std_init            (natural-gradient mean step of 1, xNES's own rates)
+    cma_es           CMA_ES          std_init; sigma_min -> std_min   (Hansen's default rates, c_mean = 1)
+    sep_cma_es       Sep_CMA_ES      std_init; sigma_min -> std_min   (Hansen's default rates, c_mean = 1)
+    open_es_evosax   Open_ES         std_schedule(t) = max(sigma * sigma_decay^t, sigma_min);
+                                     antithetic -> use_antithetic_sampling;
+                                     optax adam(lr) | sgd(lr, momentum), after L2 decay wd
+
+``fitness_shaping`` (centered_rank | z_score | raw, the functions of ``esrun.strategies.shaping`` applied to the
+negated fitness) is used by the gradient strategies ``pgpe`` and ``open_es_evosax``. The NES and CMA-ES family
+weight members by rank with their own recombination weights, which are part of the algorithm; they ignore
+``fitness_shaping``, and adapt their step size themselves (``sigma_decay`` is ignored; CMA-ES honours
+``sigma_min``). Weight decay ``wd`` adds ``wd * mean`` to the minimized gradient, i.e. ascends ``g - wd * mean``
+exactly as ``openai_es`` does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from evosax import algorithms as ea
+
+from esrun.errors import UserError
+from esrun.strategies.base import Strategy, register
+from esrun.strategies.shaping import SHAPING
+
+FULL_COVARIANCE_MAX_PARAMS = 20_000
+"""CMA-ES and xNES hold P x P matrices; beyond this many parameters they would need > 1.6 GB each."""
+
+
+class EvosaxState(NamedTuple):
+    key: jax.Array  # [2] uint32 run key
+    generation: jax.Array  # [] int32
+    es_state: Any  # the evosax state before this generation's ask
+    es_params: Any  # the evosax params (array leaves, so they can be changed without retracing)
+
+
+def _strong(tree):
+    """Leaves as non-weakly-typed arrays, so a checkpointed (numpy) state retraces to the same computation."""
+    return jax.tree_util.tree_map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype), tree)
+
+
+@dataclass(frozen=True, eq=False)
+class EvosaxStrategy(Strategy):
+    """One evosax distribution-based algorithm, replayed from seeds; see the module docstring."""
+
+    name: str
+    num_params: int
+    population: int
+    algorithm: Any = field(repr=False)  # an evosax DistributionBasedAlgorithm over a flat [P] solution
+    params: Any = field(repr=False)  # its evosax params, with StrategyConfig mapped in
+
+    def init(self, key: jax.Array, x0: jax.Array) -> EvosaxState:
+        x0 = jnp.asarray(x0, jnp.float32)
+        if x0.shape != (self.num_params,):
+            raise ValueError(f"x0 has shape {x0.shape}, expected ({self.num_params},)")
+        key = jnp.asarray(key, jnp.uint32)
+        es_state = self.algorithm.init(key, x0, self.params)
+        return EvosaxState(key, jnp.zeros((), jnp.int32), _strong(es_state), _strong(self.params))
+
+    def _keys(self, state: EvosaxState):
+        gen_key = jax.random.fold_in(state.key, state.generation)
+        return jax.random.fold_in(gen_key, 0), jax.random.fold_in(gen_key, 1)
+
+    def population_matrix(self, state: EvosaxState):
+        """The whole generation ``X_g: [population, P]`` and the post-ask evosax state, rebuilt from the state."""
+        ask_key, _ = self._keys(state)
+        return self.algorithm.ask(ask_key, state.es_state, state.es_params)
+
+    def member_params(self, state: EvosaxState, members: jax.Array) -> jax.Array:
+        members = jnp.asarray(members, jnp.int32)
+        population, _ = self.population_matrix(state)
+        return population[members]
+
+    def mean(self, state: EvosaxState) -> jax.Array:
+        return state.es_state.mean
+
+    def tell(self, state: EvosaxState, fitness: jax.Array):
+        fitness = jnp.asarray(fitness, jnp.float32)
+        if fitness.shape != (self.population,):
+            raise ValueError(f"fitness has shape {fitness.shape}, expected ({self.population},)")
+        population, asked = self.population_matrix(state)
+        _, tell_key = self._keys(state)
+        # The one sign flip: esrun maximizes fitness, evosax minimizes.
+        es_state, _ = self.algorithm.tell(tell_key, population, -fitness, asked, state.es_params)
+        metrics = {
+            "sigma": jnp.mean(es_state.std),
+            "step_norm": jnp.linalg.norm(es_state.mean - state.es_state.mean),
+            "mean_norm": jnp.linalg.norm(es_state.mean),
+        }
+        new = EvosaxState(state.key, state.generation + 1, es_state, state.es_params)
+        return new, metrics
+
+
+# -- StrategyConfig -> evosax ------------------------------------------------------------------------------
+
+
+def _optimizer(cfg) -> optax.GradientTransformation:
+    """cfg.optimizer / learning_rate / momentum, after L2 weight decay on the minimized gradient."""
+    if cfg.optimizer == "adam":
+        opt = optax.adam(cfg.learning_rate)
+    else:
+        opt = optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None)
+    if cfg.weight_decay:
+        opt = optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
+    return opt
+
+
+def _shaping(cfg) -> Callable:
+    """esrun's shaping function of the (already negated) fitness, in evosax's fitness_shaping_fn signature."""
+    shape = SHAPING[cfg.fitness_shaping]
+
+    def fitness_shaping_fn(population, fitness, state, params):
+        return shape(fitness)
+
+    return fitness_shaping_fn
+
+
+def _solution(num_params: int) -> jax.Array:
+    return jnp.zeros((num_params,), jnp.float32)
+
+
+def _even(name: str, population: int) -> None:
+    if population % 2:
+        raise UserError(f"strategy.population = {population}: {name} samples antithetic pairs, must be even")
+
+
+def _small(name: str, num_params: int) -> None:
+    if num_params > FULL_COVARIANCE_MAX_PARAMS:
+        raise UserError(
+            f"strategy.name = {name}: keeps a {num_params} x {num_params} matrix; use it for at most "
+            f"{FULL_COVARIANCE_MAX_PARAMS} parameters (openai_es, snes, pgpe or sep_cma_es scale further)"
+        )
+
+
+def _pgpe(num_params, population, cfg):
+    _even("pgpe", population)
+    algo = ea.PGPE(population, _solution(num_params), optimizer=_optimizer(cfg), fitness_shaping_fn=_shaping(cfg))
+    return algo, algo.default_params.replace(std_init=cfg.sigma)
+
+
+def _snes(num_params, population, cfg):
+    algo = ea.SNES(population, _solution(num_params))
+    return algo, algo.default_params.replace(std_init=jnp.asarray(cfg.sigma))
+
+
+def _xnes(num_params, population, cfg):
+    _small("xnes", num_params)
+    algo = ea.xNES(population, _solution(num_params))
+    return algo, algo.default_params.replace(std_init=jnp.asarray(cfg.sigma))
+
+
+def _cma(cls, name):
+    def build(num_params, population, cfg):
+        if cls is ea.CMA_ES:
+            _small(name, num_params)
+        algo = cls(population, _solution(num_params))
+        return algo, algo.default_params.replace(std_init=jnp.asarray(cfg.sigma), std_min=cfg.sigma_min)
+
+    return build
+
+
+def _open_es(num_params, population, cfg):
+    if cfg.antithetic:
+        _even("open_es_evosax", population)
+    if cfg.sigma_decay < 1.0:
+        schedule = optax.exponential_decay(cfg.sigma, 1, cfg.sigma_decay, end_value=cfg.sigma_min)
+    else:
+        schedule = optax.constant_schedule(cfg.sigma)
+    algo = ea.Open_ES(
+        population,
+        _solution(num_params),
+        use_antithetic_sampling=cfg.antithetic,
+        optimizer=_optimizer(cfg),
+        std_schedule=schedule,
+        fitness_shaping_fn=_shaping(cfg),
+    )
+    return algo, algo.default_params
+
+
+BUILDERS: dict[str, Callable] = {
+    "pgpe": _pgpe,
+    "snes": _snes,
+    "xnes": _xnes,
+    "cma_es": _cma(ea.CMA_ES, "cma_es"),
+    "sep_cma_es": _cma(ea.Sep_CMA_ES, "sep_cma_es"),
+    "open_es_evosax": _open_es,
+}
+"""esrun name -> builder(num_params, population, cfg) -> (evosax algorithm, evosax params)."""
+
+
+def _factory(name: str, build: Callable):
+    def make(num_params: int, population: int, cfg) -> EvosaxStrategy:
+        algorithm, params = build(num_params, population, cfg)
+        return EvosaxStrategy(name, num_params, population, algorithm, params)
+
+    make.__name__ = f"make_{name}"
+    make.__doc__ = f"evosax-backed {name!r} strategy (see esrun.strategies.evosax_adapter)."
+    return make
+
+
+for _name, _build in BUILDERS.items():
+    register(_name)(_factory(_name, _build))
