@@ -1,0 +1,156 @@
+"""JAX-native environments (``envs/``): a chunk's whole rollout is one jitted program.
+
+For a chunk ``params: [C, P]`` with ``E = episodes_per_member`` episodes per member and horizon ``T``
+(``max_episode_steps``, default the environment's), episode ``e`` of member ``j`` starts from
+``env.reset(fold_in(fold_in(key, j), e))`` and runs
+
+    a_t = policy.apply(params[j], o_t);  (s_{t+1}, o_{t+1}, r_t, term_t, trunc_t) = env.step(s_t, a_t)
+    G_je = sum_{t < tau} r_t,   tau = 1 + first t with term_t or trunc_t   (tau <= T)
+
+with the loop over time and ``jax.vmap`` over members and episodes, so one XLA call evaluates the chunk on
+CPU or GPU. Finished episodes are masked: their state is frozen and their rewards are not counted, so the
+return counts rewards up to and including the terminating step only. ``fitness[j] = mean_e G_je`` (float64),
+``steps[j] = sum_e tau_je`` (int64: useful steps only).
+
+Two loops compute the same numbers (``loop=``): ``"scan"`` runs ``lax.scan`` for exactly ``T`` steps;
+``"while"`` runs ``lax.while_loop`` that stops as soon as every episode in the chunk is done. On CPU the scan is
+the default: see bench/jax_rollout.py and the report for the measurement (``while`` only pays off when whole
+chunks end early, and its per-iteration predicate/select costs more than the steps it saves otherwise).
+
+A member's fitness depends only on ``(key, j, params[j])``: keys are folded per member, and the vmapped program
+computes row ``j`` without reading other rows. Rewards are accumulated in float32 (exact for CartPole's unit
+rewards; for Pendulum, relative rounding ~1e-7 per step) and returned as float64.
+
+Observation normalization is not used on this path: ``obs_stats`` is accepted and ignored, ``obs_delta`` is
+``None``.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs import JAX_ENVS
+from esrun.policies import ActionSpec, build_policy
+from esrun.tasks.base import ChunkResult, Task, register
+
+
+def policy_action_spec(env_spec) -> ActionSpec:
+    """The policy-side ``ActionSpec`` of an ``envs.ActionSpec``."""
+    if env_spec.kind == "discrete":
+        return ActionSpec(kind="discrete", n=env_spec.n)
+    return ActionSpec(kind="continuous", dim=env_spec.dim, low=(float(env_spec.low),) * env_spec.dim,
+                      high=(float(env_spec.high),) * env_spec.dim)
+
+
+def episode_keys(key: jax.Array, members: int, episodes: int) -> jax.Array:
+    """``[members, episodes]`` keys, ``fold_in(fold_in(key, j), e)``."""
+    per_member = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(members))
+    return jax.vmap(lambda k: jax.vmap(lambda e: jax.random.fold_in(k, e))(jnp.arange(episodes)))(per_member)
+
+
+def _masked_step(env, env_params, apply: Callable, params, carry):
+    """One step of one episode; a finished episode keeps its state and earns nothing."""
+    state, obs, done, ret, steps = carry
+    action = apply(params, obs)
+    new_state, new_obs, reward, term, trunc = env.step(state, action, env_params)
+    alive = ~done
+    state = jax.tree.map(lambda new, old: jnp.where(alive, new, old), new_state, state)
+    obs = jnp.where(alive, new_obs, obs)
+    ret = ret + jnp.where(alive, reward, 0.0)
+    steps = steps + alive.astype(jnp.int32)
+    return state, obs, done | term | trunc, ret, steps
+
+
+def _scan_episode(env, env_params, apply, horizon, params, key):
+    state, obs = env.reset(key, env_params)
+    carry = (state, obs, jnp.zeros((), bool), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+    carry, _ = jax.lax.scan(lambda c, _: (_masked_step(env, env_params, apply, params, c), None), carry,
+                            None, length=horizon)
+    return carry[3], carry[4]
+
+
+def _while_episode(env, env_params, apply, horizon, params, key):
+    # Under vmap the batched while_loop runs until *every* episode's predicate is false (early stop for the
+    # chunk) and keeps finished episodes' carries unchanged; the explicit mask keeps the semantics of the scan.
+    state, obs = env.reset(key, env_params)
+    carry = (state, obs, jnp.zeros((), bool), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
+             jnp.zeros((), jnp.int32))
+
+    def body(c):
+        return (*_masked_step(env, env_params, apply, params, c[:5]), c[5] + 1)
+
+    carry = jax.lax.while_loop(lambda c: (~c[2]) & (c[5] < horizon), body, carry)
+    return carry[3], carry[4]
+
+
+LOOPS: dict[str, Callable] = {"scan": _scan_episode, "while": _while_episode}
+"""time loop name -> episode(env, env_params, apply, horizon, params [P], key) -> (return [], steps [])."""
+
+
+def rollout(env, env_params, apply: Callable, horizon: int, loop: str, params: jax.Array, keys: jax.Array):
+    """Returns and useful steps of every episode: ``params [C, P], keys [C, E] -> ([C, E] float32, [C, E] int32)``."""
+    if params.ndim != 2 or keys.shape[0] != params.shape[0]:
+        raise ValueError(f"params must be [C, P] and keys [C, E, ...]; got {params.shape} and {keys.shape}")
+    episode = LOOPS[loop]
+    one = lambda p, k: episode(env, env_params, apply, horizon, p, k)  # noqa: E731
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, 0))(params, keys)
+
+
+@partial(jax.jit, static_argnames=("env", "env_params", "policy", "horizon", "loop", "episodes"))
+def _run_chunk(params, key, *, env, env_params, policy, horizon, loop, episodes):
+    # Module-level with hashable static arguments (the policy is a frozen dataclass compared by value -- a bound
+    # method would compare its instance by identity --, Params a NamedTuple), so
+    # tasks built from equal configs on the same worker share one compiled program.
+    return rollout(env, env_params, policy.apply, horizon, loop, params, episode_keys(key, params.shape[0], episodes))
+
+
+class JaxEnvTask(Task):
+    """Fitness of policies on a JAX-native environment; ``obs_stats`` is ignored (no normalization here)."""
+
+    has_eval = True
+
+    def __init__(self, env_id: str, policy: Any, episodes_per_member: int = 1,
+                 max_episode_steps: int | None = None, loop: str = "scan"):
+        if env_id not in JAX_ENVS:
+            raise ValueError(f"unknown JAX environment {env_id!r}; known: {sorted(JAX_ENVS)}")
+        if loop not in LOOPS:
+            raise ValueError(f"loop must be one of {sorted(LOOPS)}, got {loop!r}")
+        self.env_id = env_id
+        self.env = JAX_ENVS[env_id]
+        self.env_params = self.env.params
+        if max_episode_steps is not None:
+            self.env_params = self.env_params._replace(max_steps=int(max_episode_steps))
+        self.horizon = int(self.env_params.max_steps)
+        self.policy = policy
+        self.num_params = int(policy.num_params)
+        self.episodes = int(episodes_per_member)
+        self.loop = loop
+
+    def _run(self, params, key, episodes: int):
+        return _run_chunk(params, key, env=self.env, env_params=self.env_params, policy=self.policy,
+                          horizon=self.horizon, loop=self.loop, episodes=episodes)
+
+    def initial_params(self, key) -> np.ndarray:
+        return np.asarray(self.policy.init(key), np.float32)
+
+    def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
+        params = jnp.asarray(params, jnp.float32)
+        returns, steps = self._run(params, key, self.episodes)
+        returns = np.asarray(returns, np.float64)
+        return ChunkResult(returns.mean(axis=1), np.asarray(steps, np.int64).sum(axis=1), None)
+
+    def evaluate_policy(self, params, key, episodes: int, obs_stats=None) -> np.ndarray:
+        """``[episodes]`` float64 returns of ``params: [P]`` (episode e from ``fold_in(fold_in(key, 0), e)``)."""
+        returns, _ = self._run(jnp.asarray(params, jnp.float32)[None], key, int(episodes))
+        return np.asarray(returns[0], np.float64)
+
+
+@register("jax_env")
+def make_jax_env_task(task_cfg, policy_cfg) -> JaxEnvTask:
+    env = JAX_ENVS[task_cfg.env_id]
+    policy = build_policy(policy_cfg, env.observation_dim, policy_action_spec(env.action_spec))
+    return JaxEnvTask(task_cfg.env_id, policy, task_cfg.episodes_per_member, task_cfg.max_episode_steps)
