@@ -120,7 +120,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
     eval_episodes = getattr(cfg.task, "eval_episodes", 1)
     last_eval = None
     try:
-        backend.start(state)
+        state = backend.start(state) or state  # MPI: rank 0's state replaces a replica that disagrees
         with _StopFlag() as flag:
             while True:
                 stop_reason = budget_reached(cfg, state)
@@ -132,7 +132,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
                 t_eval = time.perf_counter() - t0
                 fitness, steps, obs_delta = evaluator.combine(results)
                 state, metrics = evaluator.apply(state, fitness, steps, obs_delta)
-                backend.tell(fitness, obs_delta, state)
+                state = backend.tell(fitness, obs_delta, state) or state  # MPI: resync after a hash mismatch
                 if evaluator.task.has_eval and (state.generation % eval_cfg_every == 0):
                     returns = evaluator.evaluate_mean(state, eval_episodes) if coord else None
                     value = backend.agree(None if returns is None else float(np.mean(returns)))
