@@ -1,0 +1,312 @@
+"""Ray backend: ``backend.type=ray``, ``backend.workers=N`` actors, each owning a replica of the run.
+
+    backend.address   unset: a local ``ray.init`` sized to this machine;  ``auto`` or ``host:port``: an existing cluster
+
+Each actor is built from the config (``cfg.model_dump(mode="json")``, validated on the worker) and holds an
+:class:`~esrun.runner.evaluator.Evaluator` and a ``RunState``. It is sent the full state once when it (re)joins;
+after that only the messages of ``esrun.backends.comm`` travel:
+
+    evaluate   coordinator -> free worker: (g, [chunk])       worker -> coordinator: fitness, steps, obs_delta
+    tell       coordinator -> every worker: (g, fitness [population], steps, obs_delta); the worker applies
+               ``Evaluator.apply`` — the same pure update as the coordinator — and every ``hash_every``
+               generations answers the SHA-256 of its mean, compared with the coordinator's
+
+Scheduling: the generation's chunks form a queue; each idle worker is handed the next chunk, so a slow worker
+takes fewer chunks and never holds the generation back by more than one chunk. Fault tolerance: actors are
+created with unlimited restarts; a chunk whose worker died goes back to the head of the queue (another worker
+takes it), and the restarted actor gets the full state once before it takes work again. Since a member's fitness
+depends only on (seed, generation, member), the final parameters equal those of an undisturbed run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+from collections import deque
+
+from esrun.backends.base import Backend, register
+from esrun.backends.comm import (CommMeter, decode_results, dumps, encode_results, encode_tell, loads, log,
+                                 state_from_blob, state_to_blob)
+from esrun.errors import UserError
+from esrun.runner.evaluator import params_hash
+
+STALE = "stale"  # a worker's answer when its replica is not at the generation asked about: it needs the state
+CONNECT_TIMEOUT_S = 25.0  # an unreachable cluster must fail well within 30 s
+START_TIMEOUT_S = 600.0  # actors that cannot be placed (too few CPUs) fail instead of waiting for ever
+MAX_FAILURES_PER_WORKER = 20  # deaths tolerated per worker and run before giving up
+FORWARDED_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64")  # jit numerics must match the coordinator's
+
+
+class Replica:
+    """A Ray actor's body: one replica of the run, updated exactly like the coordinator's.
+
+    The constructor never raises: a worker that cannot build the task keeps the error and reports it from
+    :meth:`ready`, so the coordinator can name it (and the actor is not restarted in a loop).
+    """
+
+    def __init__(self, cfg_json: dict):
+        self.state = None
+        self.evaluator = None
+        self.error = None
+        try:
+            from esrun.config.schema import Config
+            from esrun.runner.evaluator import Evaluator
+
+            self.evaluator = Evaluator(Config.model_validate(cfg_json))
+        except Exception as exc:  # noqa: BLE001 - reported to the coordinator as the task's own error
+            self.error = " ".join(f"{type(exc).__name__}: {exc}".split())
+
+    def ready(self):
+        """(pid, error or None)."""
+        return os.getpid(), self.error
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def set_state(self, blob: bytes) -> int:
+        """Adopt the coordinator's full state; returns this process's id (a new id means a restart)."""
+        self.state = state_from_blob(blob)
+        return os.getpid()
+
+    def evaluate(self, generation: int, chunk_ids: list) -> bytes | str:
+        if self.state is None or self.state.generation != generation:
+            return STALE
+        return encode_results(chunk_ids, self.evaluator.evaluate_chunks(self.state, chunk_ids))
+
+    def tell(self, blob: bytes, want_hash: bool) -> str:
+        """Apply the generation's update; returns the mean's hash if asked, "" otherwise, STALE if out of step."""
+        generation, fitness, steps, obs_delta = loads(blob)
+        if self.state is None or self.state.generation != generation:
+            return STALE
+        self.state, _ = self.evaluator.apply(self.state, fitness, steps, obs_delta)
+        return params_hash(self.evaluator.mean(self.state)) if want_hash else ""
+
+
+def _probe(address: str) -> None:
+    """Fail fast with one line when ``host:port`` does not accept connections."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserError(f"backend.address = '{address}': expected 'auto' or host:port (e.g. 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5.0).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at backend.address = '{address}': {exc.strerror or exc}") \
+            from None
+
+
+def _init_with_timeout(ray, address: str, **kwargs) -> None:
+    """``ray.init(address)`` that gives up after CONNECT_TIMEOUT_S with one line naming the address."""
+    box: dict = {}
+
+    def target():
+        try:
+            ray.init(address=address, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the user's address
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(CONNECT_TIMEOUT_S)
+    if t.is_alive():
+        raise UserError(f"cannot connect to the Ray cluster at backend.address = '{address}': "
+                        f"no answer within {CONNECT_TIMEOUT_S:.0f} s")
+    if "error" in box:
+        first = (str(box["error"]).strip().splitlines() or [type(box["error"]).__name__])[0]
+        raise UserError(f"cannot connect to the Ray cluster at backend.address = '{address}': {first}")
+
+
+def connect(address: str | None):
+    """The ray module, initialized; returns (ray, owned) where owned says whether this call started Ray."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        return ray, False
+    kwargs = {"include_dashboard": False, "logging_level": "warning"}
+    if address is None:
+        ray.init(**kwargs)  # local, sized to the machine
+    else:
+        if address != "auto":
+            _probe(address)
+        _init_with_timeout(ray, address, **kwargs)
+    return ray, True
+
+
+class RayBackend(Backend):
+    def __init__(self, cfg, evaluator):
+        self.cfg = cfg
+        self.evaluator = evaluator
+        self.workers = cfg.backend.workers
+        self.hash_every = cfg.backend.hash_every
+        self.meter = CommMeter(self.workers)
+        self.ray = None
+        self._owns_ray = False
+        self.actors: list = []
+        self.pids: list[int] = []  # current process id of each worker (tests kill workers by pid)
+        self.busy: dict[int, int] = {}  # worker -> chunk it is evaluating now
+        self.requeued_chunks = 0
+        self._failures = 0
+        self._tells: dict = {}
+        self._expected_hash = None
+        self._need_sync: set[int] = set()
+        self._pending_syncs: dict = {}
+        self._steps = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self, state) -> None:
+        ray, self._owns_ray = connect(self.cfg.backend.address)
+        self.ray = ray
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        per_worker = min(1.0, math.floor(cpus / self.workers * 1e4) / 1e4) or 0.0001
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        actor_cls = ray.remote(max_restarts=-1, max_task_retries=0)(Replica)
+        opts = {"num_cpus": per_worker}
+        if env:
+            opts["runtime_env"] = {"env_vars": env}
+        cfg_json = self.cfg.model_dump(mode="json")
+        self.actors = [actor_cls.options(**opts).remote(cfg_json) for _ in range(self.workers)]
+        refs = [a.ready.remote() for a in self.actors]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+        if len(done) < len(refs):
+            raise UserError(f"ray: only {len(done)} of backend.workers = {self.workers} workers started within "
+                            f"{START_TIMEOUT_S:.0f} s (the cluster has {cpus:g} CPUs)")
+        for pid, error in ray.get(refs):
+            if error is not None:
+                raise UserError(f"ray worker (pid {pid}) could not build the task: {error}")
+        blob = state_to_blob(state)
+        ref = ray.put(blob)
+        self.pids = ray.get([a.set_state.remote(ref) for a in self.actors])
+        self.meter.setup_bytes += len(blob) * self.workers
+        self.meter.syncs += self.workers
+        log(f"ray: {self.workers} workers joined (pids {self.pids}); full state of {len(blob)} bytes sent to each")
+
+    def close(self) -> None:
+        if self.ray is None:
+            return
+        for a in self.actors:
+            try:
+                self.ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
+        if self._owns_ray:
+            self.ray.shutdown()
+        self.ray = None
+
+    # -- one generation -----------------------------------------------------------------------------
+    def _synced(self, w: int, pid: int) -> None:
+        if pid != self.pids[w]:
+            self.meter.restarts += 1
+            log(f"ray: worker {w} restarted (pid {self.pids[w]} -> {pid}); full state sent")
+            self.pids[w] = pid
+
+    def _collect_tells(self) -> None:
+        """Answers to the last tell: a dead worker or a replica whose hash differs gets the full state."""
+        for w, ref in self._pending_syncs.items():
+            try:
+                self._synced(w, self.ray.get(ref))
+            except self.ray.exceptions.RayActorError:
+                self._dead(w)
+        self._pending_syncs = {}
+        for w, ref in self._tells.items():
+            try:
+                answer = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:
+                self._dead(w)
+                continue
+            if answer == STALE:
+                self._need_sync.add(w)
+            elif answer:
+                self.meter.worker_sent(w, len(answer.encode()))
+                if answer != self._expected_hash:
+                    log(f"ray: worker {w} replica hash {answer[:12]} != coordinator {self._expected_hash[:12]}")
+                    self._need_sync.add(w)
+        self._tells = {}
+
+    def _dead(self, w: int) -> None:
+        self._failures += 1
+        if self._failures > MAX_FAILURES_PER_WORKER * self.workers:
+            raise RuntimeError(f"ray: workers died {self._failures} times; giving up")
+        self._need_sync.add(w)
+
+    def evaluate(self, state) -> list:
+        ray = self.ray
+        self._collect_tells()
+        g = state.generation
+        n = self.evaluator.num_chunks
+        queue = deque(range(n))
+        results: dict[int, object] = {}
+        pending: dict = {}  # ref -> ("chunk", worker, chunk) | ("sync", worker, None)
+        state_ref = None
+        free = deque(w for w in range(self.workers) if w not in self._need_sync)
+
+        def sync(w):
+            nonlocal state_ref
+            if state_ref is None:
+                blob = state_to_blob(state)
+                state_ref = (ray.put(blob), len(blob))
+            pending[self.actors[w].set_state.remote(state_ref[0])] = ("sync", w, None)
+            self.meter.worker_received(w, state_ref[1])
+            self.meter.setup_bytes += state_ref[1]
+            self.meter.syncs += 1
+            self._need_sync.discard(w)
+
+        for w in sorted(self._need_sync):
+            sync(w)
+        while len(results) < n:
+            while queue and free:
+                w, c = free.popleft(), queue.popleft()
+                pending[self.actors[w].evaluate.remote(g, [c])] = ("chunk", w, c)
+                self.meter.worker_received(w, len(dumps((g, [c]))))
+                self.busy[w] = c
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            kind, w, c = pending.pop(ref)
+            self.busy.pop(w, None)
+            try:
+                answer = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                if kind == "chunk":
+                    queue.appendleft(c)
+                    self.requeued_chunks += 1
+                log(f"ray: worker {w} (pid {self.pids[w]}) died in generation {g}"
+                    + (f"; chunk {c} handed to another worker" if kind == "chunk" else ""))
+                self._dead(w)
+                sync(w)
+                continue
+            if kind == "sync":
+                self._synced(w, answer)
+                free.append(w)
+            elif answer == STALE:
+                queue.appendleft(c)
+                sync(w)
+            else:
+                self.meter.worker_sent(w, len(answer))
+                for chunk, res in decode_results(answer):
+                    results[chunk] = res
+                free.append(w)
+        # a sync still in flight (a worker restarting) completes before that worker's tell: actor tasks run in
+        # submission order; its answer is read at the next generation
+        self._pending_syncs = {w: ref for ref, (kind, w, _) in pending.items() if kind == "sync"}
+        out = [results[c] for c in range(n)]
+        self._steps = int(sum(int(r.steps.sum()) for r in out))
+        return out
+
+    def tell(self, fitness, obs_delta, state) -> None:
+        want = state.generation % self.hash_every == 0
+        self._expected_hash = params_hash(self.evaluator.mean(state)) if want else None
+        blob = encode_tell(state.generation - 1, fitness, self._steps, obs_delta)
+        ref = self.ray.put(blob) if len(blob) > 100_000 else blob
+        self._tells = {}
+        for w, a in enumerate(self.actors):
+            self._tells[w] = a.tell.remote(ref, want)
+            self.meter.worker_received(w, len(blob))
+        self.meter.end()
+
+    def comm_metrics(self) -> dict[str, float]:
+        return self.meter.metrics()
+
+
+@register("ray")
+def make_ray(cfg, evaluator) -> RayBackend:
+    return RayBackend(cfg, evaluator)
