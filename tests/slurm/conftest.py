@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def slurm_cluster(tmp_path_factory) -> Cluster:
     finally:
         _cancel_all(cluster)
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
         if old is None:
             os.environ.pop("SLURM_CONF", None)
         else:
@@ -85,16 +87,16 @@ def job_output(run_dir: Path) -> str:
 
 @pytest.fixture(scope="session")
 def local_hashes(tmp_path_factory):
-    """params_sha256 of undisturbed local runs, computed once per (seed) and shared by the tests."""
-    cache: dict[int, str] = {}
+    """params_sha256 of undisturbed local runs (`esrun train CARTPOLE *FAST *overrides`), each computed once."""
+    cache: dict[tuple[str, ...], str] = {}
     root = tmp_path_factory.mktemp("local")
 
-    def get(seed: int = 0) -> str:
-        if seed not in cache:
-            r = esrun("train", str(CARTPOLE), *FAST, f"seed={seed}", f"name=local-{seed}", f"logging.dir={root}",
-                      cwd=root)
+    def get(*overrides: str) -> str:
+        if overrides not in cache:
+            name = f"local-{len(cache)}"
+            r = esrun("train", str(CARTPOLE), *FAST, *overrides, f"name={name}", f"logging.dir={root}", cwd=root)
             assert r.returncode == 0, r.stderr[-3000:]
-            cache[seed] = summary(root / f"local-{seed}")["params_sha256"]
-        return cache[seed]
+            cache[overrides] = summary(root / name)["params_sha256"]
+        return cache[overrides]
 
     return get

@@ -1,0 +1,137 @@
+"""End to end on the real test cluster: `esrun slurm submit` runs finish with the undisturbed local run's hash.
+
+Every job here is a short CartPole run (conftest.FAST). A run's params_sha256 is the SHA-256 of its final mean, so
+equality with the local run proves the job ran the same computation whatever the backend, and that a job stopped
+mid-run and requeued resumed from its checkpoint instead of starting over or drifting.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from cluster import wait_job
+from conftest import CARTPOLE, FAST, esrun, job_output, parse_submit, summary
+
+
+def _submit(tmp_path: Path, *args: str) -> tuple[str, list[Path]]:
+    r = esrun("slurm", "submit", str(CARTPOLE), *FAST, *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job, run_dirs = parse_submit(r.stdout)
+    for run_dir in run_dirs:
+        assert (run_dir / "job.sbatch").is_file(), "the rendered script is kept in the run directory"
+        assert json.loads((run_dir / "slurm_job.json").read_text())["job_id"].split("_")[0] == job
+    return job, run_dirs
+
+
+def _finish(cluster, job: str, run_dirs: list[Path], timeout: float = 300) -> list[dict]:
+    wait_job(cluster, job, timeout=timeout)
+    return [summary(d) for d in run_dirs]
+
+
+def test_local_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_path):
+    job, run_dirs = _submit(tmp_path, "name=viaslurm", "--backend", "local")
+    (s,) = _finish(slurm_cluster, job, run_dirs)
+    assert s["generations"] == 3 and s["backend"] == "local"
+    assert s["params_sha256"] == local_hashes()
+
+    r = esrun("slurm", "status", job, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert rows[0].split() == ["JOBID", "STATE", "ELAPSED", "GENERATION", "RUN_DIR"]
+    jobid, state, _elapsed, generation, run_dir = rows[1].split()
+    assert (jobid, state, generation, run_dir) == (job, "COMPLETED", "3", str(run_dirs[0]))
+
+
+def test_mpi_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_path):
+    job, run_dirs = _submit(tmp_path, "name=viampi", "--backend", "mpi", "--ntasks", "2")
+    (s,) = _finish(slurm_cluster, job, run_dirs)
+    assert s["backend"] == "mpi" and s["workers"] == 2, job_output(run_dirs[0])
+    assert s["params_sha256"] == local_hashes(), job_output(run_dirs[0])
+
+
+def test_ray_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_path):
+    job, run_dirs = _submit(tmp_path, "name=viaray", "--backend", "ray", "--nodes", "1", "--cpus-per-task", "2")
+    (s,) = _finish(slurm_cluster, job, run_dirs)
+    assert s["backend"] == "ray", job_output(run_dirs[0])
+    assert s["params_sha256"] == local_hashes(), job_output(run_dirs[0])
+    assert "ray head on localhost" in job_output(run_dirs[0])
+
+
+def test_array_over_three_seeds(slurm_cluster, local_hashes, tmp_path):
+    job, run_dirs = _submit(tmp_path, "name=sweep", "--array", "0-2")
+    assert [d.name for d in run_dirs] == ["sweep-seed0", "sweep-seed1", "sweep-seed2"]
+    summaries = _finish(slurm_cluster, job, run_dirs, timeout=400)
+    hashes = [s["params_sha256"] for s in summaries]
+    assert len(set(hashes)) == 3, hashes
+    assert hashes[0] == local_hashes()  # seed 0 is the default seed of the local run
+    for run_dir, seed in zip(run_dirs, range(3)):
+        assert f"seed: {seed}" in (run_dir / "config.yaml").read_text()
+
+    r = esrun("slurm", "status", job, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [f"{job}_{s}" for s in range(3)]
+
+
+def _wait_for_checkpoint(run_dir: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (run_dir / "checkpoints" / "latest.ckpt").is_file():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
+
+
+def _release_now(cluster, job: str) -> None:
+    """SLURM holds a requeued job for ~2 minutes (BeginTime); the test lets it start at once."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = cluster.run("squeue", "-h", "-j", job, "-o", "%T", check=False).stdout.strip()
+        if state == "PENDING":
+            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+            return
+        if state in ("", "RUNNING") and cluster.run("scontrol", "-o", "show", "job", job,
+                                                     check=False).stdout.count("Restarts=0") == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} was not requeued")
+
+
+def _restarts(cluster, job: str) -> int:
+    out = cluster.run("scontrol", "-o", "show", "job", job, check=False).stdout
+    for tok in out.split():
+        if tok.startswith("Restarts="):
+            return int(tok.split("=", 1)[1])
+    raise AssertionError(f"no Restarts in {out!r}")
+
+
+def test_job_requeued_mid_run_resumes_with_the_undisturbed_hash(slurm_cluster, local_hashes, tmp_path):
+    job, run_dirs = _submit(tmp_path, "name=requeued", "budget.generations=6")
+    run_dir = run_dirs[0]
+    _wait_for_checkpoint(run_dir)
+    r = slurm_cluster.run("scontrol", "requeue", job, check=False)
+    assert r.returncode == 0, r.stderr
+    _release_now(slurm_cluster, job)
+    (s,) = _finish(slurm_cluster, job, run_dirs)
+    out = job_output(run_dir)
+    assert _restarts(slurm_cluster, job) == 1, out
+    assert f"esrun-slurm: job {job} (restart 1) resumes {run_dir}" in out, out
+    assert s["generations"] == 6
+    assert s["params_sha256"] == local_hashes("budget.generations=6"), out
+
+
+def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster, local_hashes, tmp_path):
+    """The --signal=B:USR1 path: the batch shell forwards USR1, the run checkpoints, the job requeues itself."""
+    job, run_dirs = _submit(tmp_path, "name=preempted", "budget.generations=6")
+    run_dir = run_dirs[0]
+    _wait_for_checkpoint(run_dir)
+    r = slurm_cluster.run("scancel", "--batch", "--signal=USR1", job, check=False)  # what --signal=B:USR1@T sends
+    assert r.returncode == 0, r.stderr
+    _release_now(slurm_cluster, job)
+    (s,) = _finish(slurm_cluster, job, run_dirs)
+    out = job_output(run_dir)
+    assert "esrun-slurm: SIGUSR1: asking the run to checkpoint" in out, out
+    assert f"scontrol requeue {job}" in out, out
+    assert f"esrun-slurm: job {job} (restart 1) resumes {run_dir}" in out, out
+    assert s["generations"] == 6
+    assert s["params_sha256"] == local_hashes("budget.generations=6"), out
