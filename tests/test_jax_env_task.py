@@ -16,7 +16,7 @@ from esrun.tasks.jax_env import LOOPS, JaxEnvTask, policy_action_spec
 CARTPOLE, PENDULUM = "esrun/CartPole-v1", "esrun/Pendulum-v1"
 
 
-def _linear_task(env_id, episodes, max_steps=None, loop="scan"):
+def _linear_task(env_id, episodes, max_steps=None, loop="while"):
     env = JAX_ENVS[env_id]
     policy = build_policy(PolicyConfig(type="linear"), env.observation_dim, policy_action_spec(env.action_spec))
     return JaxEnvTask(env_id, policy, episodes, max_steps, loop=loop)

@@ -12,10 +12,13 @@ CPU or GPU. Finished episodes are masked: their state is frozen and their reward
 return counts rewards up to and including the terminating step only. ``fitness[j] = mean_e G_je`` (float64),
 ``steps[j] = sum_e tau_je`` (int64: useful steps only).
 
-Two loops compute the same numbers (``loop=``): ``"scan"`` runs ``lax.scan`` for exactly ``T`` steps;
-``"while"`` runs ``lax.while_loop`` that stops as soon as every episode in the chunk is done. On CPU the scan is
-the default: see bench/jax_rollout.py and the report for the measurement (``while`` only pays off when whole
-chunks end early, and its per-iteration predicate/select costs more than the steps it saves otherwise).
+Two loops compute the same numbers, bitwise (``loop=``): ``"scan"`` runs ``lax.scan`` for exactly ``T`` steps;
+``"while"`` (the default) runs ``lax.while_loop``, which under ``vmap`` stops as soon as every episode of the
+chunk is done. Measured on CPU (bench/jax_rollout.py, CartPole, MLP 4-16-2, 2 shared cores): when some member
+lasts all 500 steps the two take the same time within noise (pop 1024: best of 15, 83 ms scan vs 72 ms while;
+medians 106 vs 108 ms); when every episode ends early the while_loop is ~40x faster (pop 1024, all episodes
+over in 11 steps: 2 ms vs 92 ms). So the while_loop is never slower here and wins big in early generations. (On
+a GPU each while iteration reads its predicate back to the host, a few microseconds; the scan avoids that.)
 
 A member's fitness depends only on ``(key, j, params[j])``: keys are folded per member, and the vmapped program
 computes row ``j`` without reading other rows. Rewards are accumulated in float32 (exact for CartPole's unit
@@ -114,7 +117,7 @@ class JaxEnvTask(Task):
     has_eval = True
 
     def __init__(self, env_id: str, policy: Any, episodes_per_member: int = 1,
-                 max_episode_steps: int | None = None, loop: str = "scan"):
+                 max_episode_steps: int | None = None, loop: str = "while"):
         if env_id not in JAX_ENVS:
             raise ValueError(f"unknown JAX environment {env_id!r}; known: {sorted(JAX_ENVS)}")
         if loop not in LOOPS:
