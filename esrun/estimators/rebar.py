@@ -19,6 +19,9 @@ differentiable there. ``eta`` and ``log lambda`` are tuned by descending the sin
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -48,12 +51,14 @@ def relaxed_bernoulli_pair(phi: jax.Array, u: jax.Array, v: jax.Array):
     return b, z, z_tilde
 
 
-def relaxed_per_sample(key, f, phi, num_samples, control_variate):
-    """Per-sample REBAR/RELAX estimates ``[n, *S]`` for a control variate ``c: z [*S] -> []``.
+@partial(jax.jit, static_argnums=(1, 3, 4))
+def relaxed_per_sample(key, f, phi, num_samples, cv_apply, cv_params):
+    """Per-sample REBAR/RELAX estimates ``[n, *S]`` for a control variate ``c(z) = cv_apply(cv_params, z)``.
 
     ``g = [f(b) - c(z~)] (b - sigmoid(phi)) + grad_phi c(z(phi)) - grad_phi c(z~(phi))``; differentiable in
-    whatever ``control_variate`` closes over (used for the variance gradient).
+    ``cv_params`` (used for the variance gradient). ``f`` and ``cv_apply`` are static (hashable) arguments.
     """
+    control_variate = lambda z: cv_apply(cv_params, z)
     ku, kv = jax.random.split(key)
     shape = (num_samples, *jnp.shape(phi))
     dtype = jnp.result_type(phi, float)
@@ -76,10 +81,18 @@ def relaxed_per_sample(key, f, phi, num_samples, control_variate):
     return jax.vmap(one)(u, v)
 
 
+class _RebarControlVariate(NamedTuple):
+    """``c(z) = eta f(sigmoid(z / exp(log_temperature)))``, params ``(eta [], log_temperature [])``; hashable."""
+
+    f: Callable
+
+    def __call__(self, params, z):
+        eta, log_temperature = params
+        return eta * self.f(jax.nn.sigmoid(z / jnp.exp(log_temperature)))
+
+
 def _rebar_per_sample(key, f, phi, num_samples, eta, log_temperature):
-    lam = jnp.exp(log_temperature)
-    cv = lambda z: eta * f(jax.nn.sigmoid(z / lam))  # eta: scalar
-    return relaxed_per_sample(key, f, phi, num_samples, cv)
+    return relaxed_per_sample(key, f, phi, num_samples, _RebarControlVariate(f), (eta, log_temperature))
 
 
 @register("rebar", supports=("bernoulli",), unbiased=True, needs_grad_f=True)

@@ -119,7 +119,7 @@ def relax(key: jax.Array, f, dist: Bernoulli, num_samples: int, control_variate,
     evals = num_samples * (1 + 2 * cv.f_evals)
 
     def second_moment(params):
-        per = relaxed_per_sample(key, f, phi, num_samples, lambda z: cv.apply(params, z))
+        per = relaxed_per_sample(key, f, phi, num_samples, cv.apply, params)
         return jnp.mean(jnp.sum(per.reshape(num_samples, -1) ** 2, -1)), per
 
     if not return_cv_grad:
