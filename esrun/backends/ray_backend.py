@@ -134,6 +134,15 @@ def connect(address: str | None):
 
 
 class RayBackend(Backend):
+    """Coordinator side: a chunk queue over N replica actors; see the module docstring.
+
+    Every call to an actor is an entry of ``self._calls``: ``ref -> (kind, worker, seq, extra)`` with kind
+    ``chunk`` (extra: the chunk id), ``tell`` (extra: the hash expected, or None) or ``sync``. Calls to one actor
+    run in submission order, so a sync followed by a tell leaves the replica one generation on. A worker takes
+    chunks when no sync of it is in flight, so a restarting worker never holds a chunk others could evaluate.
+    An answer from a call made before the worker's latest sync (``seq < last_sync``) cannot make it stale again.
+    """
+
     def __init__(self, cfg, evaluator):
         self.cfg = cfg
         self.evaluator = evaluator
@@ -147,10 +156,10 @@ class RayBackend(Backend):
         self.busy: dict[int, int] = {}  # worker -> chunk it is evaluating now
         self.requeued_chunks = 0
         self._failures = 0
-        self._tells: dict = {}
-        self._expected_hash = None
-        self._need_sync: set[int] = set()
-        self._pending_syncs: dict = {}
+        self._calls: dict = {}
+        self._seq = 0
+        self._last_sync: dict[int, int] = {}
+        self._syncing: set[int] = set()
         self._steps = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -189,117 +198,110 @@ class RayBackend(Backend):
                 self.ray.kill(a, no_restart=True)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self.actors = []
+        self.actors, self._calls = [], {}
         if self._owns_ray:
             self.ray.shutdown()
         self.ray = None
 
-    # -- one generation -----------------------------------------------------------------------------
-    def _synced(self, w: int, pid: int) -> None:
-        if pid != self.pids[w]:
-            self.meter.restarts += 1
-            log(f"ray: worker {w} restarted (pid {self.pids[w]} -> {pid}); full state sent")
-            self.pids[w] = pid
+    # -- calls to actors ----------------------------------------------------------------------------
+    def _call(self, kind: str, w: int, method: str, *args, extra=None) -> None:
+        self._seq += 1
+        self._calls[getattr(self.actors[w], method).remote(*args)] = (kind, w, self._seq, extra)
 
-    def _collect_tells(self) -> None:
-        """Answers to the last tell: a dead worker or a replica whose hash differs gets the full state."""
-        for w, ref in self._pending_syncs.items():
-            try:
-                self._synced(w, self.ray.get(ref))
-            except self.ray.exceptions.RayActorError:
-                self._dead(w)
-        self._pending_syncs = {}
-        for w, ref in self._tells.items():
-            try:
-                answer = self.ray.get(ref)
-            except self.ray.exceptions.RayActorError:
-                self._dead(w)
-                continue
-            if answer == STALE:
-                self._need_sync.add(w)
-            elif answer:
-                self.meter.worker_sent(w, len(answer.encode()))
-                if answer != self._expected_hash:
-                    log(f"ray: worker {w} replica hash {answer[:12]} != coordinator {self._expected_hash[:12]}")
-                    self._need_sync.add(w)
-        self._tells = {}
+    def _sync(self, w: int, state, blob_cache: dict) -> None:
+        """Send worker ``w`` the full state of this generation (once; it takes no chunk until it answers)."""
+        if "ref" not in blob_cache:
+            blob = state_to_blob(state)
+            blob_cache.update(ref=self.ray.put(blob), size=len(blob))
+        self._call("sync", w, "set_state", blob_cache["ref"])
+        self._last_sync[w] = self._seq
+        self._syncing.add(w)
+        self.meter.worker_received(w, blob_cache["size"])
+        self.meter.setup_bytes += blob_cache["size"]
+        self.meter.syncs += 1
 
-    def _dead(self, w: int) -> None:
+    def _failed(self, w: int, what: str) -> None:
         self._failures += 1
         if self._failures > MAX_FAILURES_PER_WORKER * self.workers:
-            raise RuntimeError(f"ray: workers died {self._failures} times; giving up")
-        self._need_sync.add(w)
+            raise RuntimeError(f"ray: workers failed {self._failures} times; giving up")
+        log(f"ray: worker {w} (pid {self.pids[w]}) {what}")
 
+    def _answer(self, ref, state, queue: deque, results: dict, blob_cache: dict) -> None:
+        """Handle one finished call (chunk results, a tell's hash, a sync's pid, or a dead worker)."""
+        kind, w, seq, extra = self._calls.pop(ref)
+        covered = seq < self._last_sync.get(w, 0)  # a later sync already brings this worker up to date
+        try:
+            answer = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError:
+            answer = None
+            if kind == "chunk":
+                self.busy.pop(w, None)
+                queue.appendleft(extra)
+                self.requeued_chunks += 1
+            if not covered:  # else a later sync, already in flight, brings the restarted worker up to date
+                self._failed(w, f"died during a {kind} in generation {state.generation}"
+                             + ("; its chunk goes to another worker" if kind == "chunk" else ""))
+                self._sync(w, state, blob_cache)
+            return
+        if kind == "sync":
+            if seq == self._last_sync[w]:
+                self._syncing.discard(w)
+            if answer != self.pids[w]:
+                self.meter.restarts += 1
+                log(f"ray: worker {w} restarted (pid {self.pids[w]} -> {answer}) and received the full state")
+                self.pids[w] = answer
+        elif answer == STALE:
+            if kind == "chunk":
+                self.busy.pop(w, None)
+                queue.appendleft(extra)
+            if not covered and w not in self._syncing:
+                self._sync(w, state, blob_cache)
+        elif kind == "chunk":
+            self.busy.pop(w, None)
+            self.meter.worker_sent(w, len(answer))
+            for chunk, res in decode_results(answer):
+                results[chunk] = res
+        elif kind == "tell" and answer:
+            self.meter.worker_sent(w, len(answer.encode()))
+            if answer != extra and not covered:
+                log(f"ray: worker {w} replica hash {answer[:12]} != coordinator {extra[:12]}; sending the full state")
+                self._sync(w, state, blob_cache)
+
+    # -- one generation -----------------------------------------------------------------------------
     def evaluate(self, state) -> list:
         ray = self.ray
-        self._collect_tells()
         g = state.generation
         n = self.evaluator.num_chunks
-        queue = deque(range(n))
+        queue: deque = deque(range(n))
         results: dict[int, object] = {}
-        pending: dict = {}  # ref -> ("chunk", worker, chunk) | ("sync", worker, None)
-        state_ref = None
-        free = deque(w for w in range(self.workers) if w not in self._need_sync)
-
-        def sync(w):
-            nonlocal state_ref
-            if state_ref is None:
-                blob = state_to_blob(state)
-                state_ref = (ray.put(blob), len(blob))
-            pending[self.actors[w].set_state.remote(state_ref[0])] = ("sync", w, None)
-            self.meter.worker_received(w, state_ref[1])
-            self.meter.setup_bytes += state_ref[1]
-            self.meter.syncs += 1
-            self._need_sync.discard(w)
-
-        for w in sorted(self._need_sync):
-            sync(w)
+        blob_cache: dict = {}
+        # answers of the last generation's tells (and syncs) that are already in
+        if self._calls:
+            done, _ = ray.wait(list(self._calls), num_returns=len(self._calls), timeout=0)
+            for ref in done:
+                self._answer(ref, state, queue, results, blob_cache)
         while len(results) < n:
-            while queue and free:
-                w, c = free.popleft(), queue.popleft()
-                pending[self.actors[w].evaluate.remote(g, [c])] = ("chunk", w, c)
+            free = [w for w in range(self.workers) if w not in self.busy and w not in self._syncing]
+            for w in free:
+                if not queue:
+                    break
+                c = queue.popleft()
+                self._call("chunk", w, "evaluate", g, [c], extra=c)
                 self.meter.worker_received(w, len(dumps((g, [c]))))
                 self.busy[w] = c
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            kind, w, c = pending.pop(ref)
-            self.busy.pop(w, None)
-            try:
-                answer = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                if kind == "chunk":
-                    queue.appendleft(c)
-                    self.requeued_chunks += 1
-                log(f"ray: worker {w} (pid {self.pids[w]}) died in generation {g}"
-                    + (f"; chunk {c} handed to another worker" if kind == "chunk" else ""))
-                self._dead(w)
-                sync(w)
-                continue
-            if kind == "sync":
-                self._synced(w, answer)
-                free.append(w)
-            elif answer == STALE:
-                queue.appendleft(c)
-                sync(w)
-            else:
-                self.meter.worker_sent(w, len(answer))
-                for chunk, res in decode_results(answer):
-                    results[chunk] = res
-                free.append(w)
-        # a sync still in flight (a worker restarting) completes before that worker's tell: actor tasks run in
-        # submission order; its answer is read at the next generation
-        self._pending_syncs = {w: ref for ref, (kind, w, _) in pending.items() if kind == "sync"}
+            (ref,), _ = ray.wait(list(self._calls), num_returns=1)
+            self._answer(ref, state, queue, results, blob_cache)
         out = [results[c] for c in range(n)]
         self._steps = int(sum(int(r.steps.sum()) for r in out))
         return out
 
     def tell(self, fitness, obs_delta, state) -> None:
         want = state.generation % self.hash_every == 0
-        self._expected_hash = params_hash(self.evaluator.mean(state)) if want else None
+        expected = params_hash(self.evaluator.mean(state)) if want else None
         blob = encode_tell(state.generation - 1, fitness, self._steps, obs_delta)
-        ref = self.ray.put(blob) if len(blob) > 100_000 else blob
-        self._tells = {}
-        for w, a in enumerate(self.actors):
-            self._tells[w] = a.tell.remote(ref, want)
+        arg = self.ray.put(blob) if len(blob) > 100_000 else blob
+        for w in range(self.workers):
+            self._call("tell", w, "tell", arg, want, extra=expected)
             self.meter.worker_received(w, len(blob))
         self.meter.end()
 
