@@ -100,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "slurm":
         return _run_guarded(lambda: _delegate("esrun.slurm.cli", argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # overrides may come after options (`train CONFIG --quiet a.b=1`): collect the leftovers
+    unknown = [x for x in extra if x.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     if getattr(args, "config", None) and "=" in args.config and not args.resume:
         return _fail(f"expected a CONFIG file before overrides, got '{args.config}'")
     return _run_guarded(lambda: args.fn(args))

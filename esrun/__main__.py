@@ -1,0 +1,5 @@
+import sys
+
+from esrun.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""`esrun eval RUN_DIR`: the return of a run's final policy over N episodes, optionally with a video."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from esrun.errors import UserError
+from esrun.runner import checkpoint
+
+
+def _load_run(run_dir: Path):
+    from esrun.config.load import read_yaml, validate
+
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml)")
+    cfg = validate(read_yaml(run_dir / "config.yaml"))
+    saved, _ = checkpoint.load(run_dir)
+    return cfg, saved
+
+
+def evaluate_run(run_dir: Path, episodes: int, video: Optional[str] = None, seed: int = 12345) -> dict:
+    """Mean and std of the final policy's return over ``episodes`` (seeds from ``seed``)."""
+    import jax
+
+    from esrun.runner.evaluator import Evaluator
+
+    if episodes < 1:
+        raise UserError(f"--episodes = {episodes}: must be >= 1")
+    cfg, saved = _load_run(run_dir)
+    ev = Evaluator(cfg)
+    if not ev.task.has_eval:
+        raise UserError(f"task of '{run_dir}' has no evaluation return")
+    mean = np.asarray(ev.strategy.mean(saved.strategy), np.float32)
+    returns = ev.task.evaluate_policy(mean, jax.random.PRNGKey(seed), episodes, saved.obs_stats)
+    if video:
+        write_video(ev.task, mean, saved.obs_stats, video, seed)
+    ev.task.close()
+    return {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": episodes,
+            "returns": [float(r) for r in returns]}
+
+
+def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int = 1000) -> None:
+    """One episode's rgb frames written with imageio (mp4 via ffmpeg, or gif by extension)."""
+    import os
+    import warnings
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+    import gymnasium as gym
+    import imageio.v2 as imageio
+    import jax.numpy as jnp
+
+    env_id = getattr(task, "env_id", None)
+    if env_id is None or not hasattr(task, "policy"):
+        raise UserError("--video needs a Gymnasium task")
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+        obs, _ = env.reset(seed=seed)
+        frames = [env.render()]
+    except Exception as exc:  # noqa: BLE001 - the environment cannot render here
+        raise UserError(f"{env_id} cannot render rgb frames: {str(exc).splitlines()[0]}") from None
+    norm_mean, norm_std = (obs_stats.normalizer() if (obs_stats is not None and getattr(task, "obs_norm", False))
+                           else (0.0, 1.0))
+    p = jnp.asarray(params)
+    for _ in range(max_frames):
+        x = np.clip((np.asarray(obs, np.float32) - norm_mean) / norm_std, -5, 5)
+        action = np.asarray(task.policy.apply(p, jnp.asarray(x)))
+        obs, _, term, trunc, _ = env.step(int(action) if task.spec.kind == "discrete" else action)
+        frames.append(env.render())
+        if term or trunc:
+            break
+    env.close()
+    if frames[0] is None:
+        raise UserError(f"{env_id} returned no rgb frames")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if str(path).endswith(".gif"):
+        imageio.mimsave(path, frames, duration=1 / 30)
+    else:
+        imageio.mimsave(path, frames, fps=30, macro_block_size=1)
