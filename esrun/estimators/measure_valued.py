@@ -125,7 +125,8 @@ def measure_valued(key: jax.Array, f, dist, num_samples: int, coupled: bool = Tr
         Bernoulli: 2 per coordinate per sample: 2 n D.
         Poisson: n D for the shifted samples plus n for f(X), shared by all coordinates: n (D + 1).
 
-    Unbiased. Cost grows linearly with D: this estimator suits low-dimensional parameters.
+    Unbiased. Evaluations grow linearly with D and the batch of evaluation points is [n, D, D] floats, so this
+    estimator suits low-dimensional parameters.
     Paper: Pflug, 1989; Mohamed, Rosca, Figurnov and Mnih, 2020 (JMLR), Sec. 6.
     """
     rule = RULES.get(type(dist))
