@@ -43,6 +43,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from evosax import algorithms as ea
 
@@ -62,8 +63,23 @@ class EvosaxState(NamedTuple):
 
 
 def _strong(tree):
-    """Leaves as non-weakly-typed arrays, so a checkpointed (numpy) state retraces to the same computation."""
-    return jax.tree_util.tree_map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype), tree)
+    """Leaves as non-weakly-typed 32-bit arrays, so a checkpointed (numpy) state retraces to the same computation.
+
+    Done through numpy: eager jnp conversions would compile one tiny XLA program per leaf shape.
+    """
+
+    narrow = {np.dtype(np.float64): np.float32, np.dtype(np.int64): np.int32}
+
+    def leaf(x):
+        a = np.asarray(x)
+        return jnp.asarray(a.astype(narrow.get(a.dtype, a.dtype)))
+
+    return jax.tree_util.tree_map(leaf, tree)
+
+
+def _default_params(algorithm):
+    """evosax's default params, computed in one compiled program (eagerly they cost one compilation per op)."""
+    return jax.jit(lambda: algorithm.default_params)()
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,18 +178,18 @@ def _small(name: str, num_params: int) -> None:
 def _pgpe(num_params, population, cfg):
     _even("pgpe", population)
     algo = ea.PGPE(population, _solution(num_params), optimizer=_optimizer(cfg), fitness_shaping_fn=_shaping(cfg))
-    return algo, algo.default_params.replace(std_init=cfg.sigma)
+    return algo, _default_params(algo).replace(std_init=cfg.sigma)
 
 
 def _snes(num_params, population, cfg):
     algo = ea.SNES(population, _solution(num_params))
-    return algo, algo.default_params.replace(std_init=jnp.asarray(cfg.sigma))
+    return algo, _default_params(algo).replace(std_init=jnp.asarray(cfg.sigma))
 
 
 def _xnes(num_params, population, cfg):
     _small("xnes", num_params)
     algo = ea.xNES(population, _solution(num_params))
-    return algo, algo.default_params.replace(std_init=jnp.asarray(cfg.sigma))
+    return algo, _default_params(algo).replace(std_init=jnp.asarray(cfg.sigma))
 
 
 def _cma(cls, name):
@@ -181,7 +197,7 @@ def _cma(cls, name):
         if cls is ea.CMA_ES:
             _small(name, num_params)
         algo = cls(population, _solution(num_params))
-        return algo, algo.default_params.replace(std_init=jnp.asarray(cfg.sigma), std_min=cfg.sigma_min)
+        return algo, _default_params(algo).replace(std_init=jnp.asarray(cfg.sigma), std_min=cfg.sigma_min)
 
     return build
 
@@ -201,7 +217,7 @@ def _open_es(num_params, population, cfg):
         std_schedule=schedule,
         fitness_shaping_fn=_shaping(cfg),
     )
-    return algo, algo.default_params
+    return algo, _default_params(algo)
 
 
 BUILDERS: dict[str, Callable] = {
