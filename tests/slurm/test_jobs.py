@@ -73,11 +73,13 @@ def test_array_over_three_seeds(slurm_cluster, local_hashes, tmp_path):
     assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [f"{job}_{s}" for s in range(3)]
 
 
-def _wait_for_checkpoint(run_dir: Path, timeout: float = 240) -> None:
+def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (run_dir / "checkpoints" / "latest.ckpt").is_file():
             return
+        if not cluster.run("squeue", "-h", "-j", job, check=False).stdout.strip():
+            raise AssertionError(f"job {job} ended before its first checkpoint:\n{job_output(run_dir)}")
         time.sleep(0.2)
     raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
 
@@ -108,7 +110,11 @@ def _restarts(cluster, job: str) -> int:
 def test_job_requeued_mid_run_resumes_with_the_undisturbed_hash(slurm_cluster, local_hashes, tmp_path):
     job, run_dirs = _submit(tmp_path, "name=requeued", "budget.generations=6")
     run_dir = run_dirs[0]
-    _wait_for_checkpoint(run_dir)
+    _wait_for_checkpoint(slurm_cluster, job, run_dir)
+    r = esrun("slurm", "status", "--runs-dir", str(run_dir.parent), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    jobid, state, _elapsed, generation, _ = r.stdout.splitlines()[1].split()
+    assert (jobid, state) == (job, "RUNNING") and 1 <= int(generation) < 6, r.stdout
     r = slurm_cluster.run("scontrol", "requeue", job, check=False)
     assert r.returncode == 0, r.stderr
     _release_now(slurm_cluster, job)
@@ -124,7 +130,7 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster, local
     """The --signal=B:USR1 path: the batch shell forwards USR1, the run checkpoints, the job requeues itself."""
     job, run_dirs = _submit(tmp_path, "name=preempted", "budget.generations=6")
     run_dir = run_dirs[0]
-    _wait_for_checkpoint(run_dir)
+    _wait_for_checkpoint(slurm_cluster, job, run_dir)
     r = slurm_cluster.run("scancel", "--batch", "--signal=USR1", job, check=False)  # what --signal=B:USR1@T sends
     assert r.returncode == 0, r.stderr
     _release_now(slurm_cluster, job)
