@@ -47,6 +47,8 @@ def submit_parser() -> argparse.ArgumentParser:
     s.add_argument("--array", metavar="SEEDS", help="job array over seeds, SLURM syntax: 0-2, 1,5,7 (one run each)")
     s.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
                    help="extra #SBATCH line, e.g. --sbatch=--constraint=skylake (repeatable)")
+    s.add_argument("--setup", action="append", default=[], metavar="CMD",
+                   help="shell line run before the venv is activated, e.g. --setup 'module load cuda/12.4' (repeatable)")
     s.add_argument("--signal-seconds", type=_positive, default=120,
                    help="SIGUSR1 this many seconds before the time limit: checkpoint and requeue (default 120)")
     s.add_argument("--mpi-launcher", choices=MPI_LAUNCHERS, default="mpiexec")
@@ -73,7 +75,7 @@ def cmd_submit(args) -> int:
         ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, gpus_per_node=args.gpus_per_node,
         partition=args.partition, time=args.time, account=args.account, qos=args.qos, mem=args.mem,
         array=args.array, signal_seconds=args.signal_seconds, mpi_launcher=args.mpi_launcher,
-        extra_sbatch=tuple(args.sbatch),
+        extra_sbatch=tuple(args.sbatch), setup=tuple(args.setup),
     )
     if args.dry_run:
         script = render_script(spec)

@@ -53,6 +53,7 @@ class JobSpec:
     signal_seconds: int = 120
     mpi_launcher: str = "mpiexec"
     extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
+    setup: tuple[str, ...] = field(default_factory=tuple)
 
     def run_dirs(self) -> list[Path]:
         """One run directory per seed for an array (the array task id is the seed), else ``log_dir/name``."""
@@ -159,6 +160,13 @@ def fill(template: str, values: dict[str, str], *, where: str) -> str:
     return out
 
 
+def _setup_lines(commands: tuple[str, ...]) -> list[str]:
+    for cmd in commands:
+        if "\n" in cmd or not cmd.strip():
+            raise RenderError(f"--setup {cmd!r}: expected one non-empty shell command line")
+    return list(commands) or [":"]
+
+
 def read_template(name: str, template_dir: Path | None = None) -> str:
     path = (template_dir or TEMPLATE_DIR) / name
     if not path.is_file():
@@ -180,6 +188,7 @@ def render_script(spec: JobSpec, template_dir: Path | None = None) -> str:
             "log_dir": q(spec.log_dir), "name": q(spec.name), "array": "1" if spec.array is not None else "0",
             "overrides": " ".join(q(o) for o in spec.overrides),
             "signal_spec": f"--signal=B:USR1@{spec.signal_seconds}",
+            "setup": "\n".join(_setup_lines(spec.setup)),
         },
         where=COMMON_TEMPLATE,
     )

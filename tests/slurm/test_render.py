@@ -96,10 +96,15 @@ def test_dry_run_array_has_one_run_directory_per_seed(tmp_path):
     assert f"# run directories: {dirs}" in r.stdout.splitlines()
 
 
-def test_dry_run_quotes_overrides_for_bash(tmp_path):
-    r = esrun("slurm", "submit", str(CARTPOLE), "name=q", "policy.hidden=[8, 8]", "--dry-run", cwd=tmp_path)
+def test_dry_run_quotes_overrides_and_places_setup_lines(tmp_path):
+    r = esrun("slurm", "submit", str(CARTPOLE), "name=q", "policy.hidden=[8, 8]", "--setup", "module load cuda/12",
+              "--setup", "export OMP_NUM_THREADS=1", "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "ESRUN_OVERRIDES=('policy.hidden=[8, 8]')" in r.stdout.splitlines()
+    lines = r.stdout.splitlines()
+    assert "ESRUN_OVERRIDES=('policy.hidden=[8, 8]')" in lines
+    setup = lines.index("module load cuda/12")
+    assert lines[setup + 1] == "export OMP_NUM_THREADS=1"
+    assert setup < lines.index('export PATH="$ESRUN_VENV/bin:$PATH"')
 
 
 def _spec(**kw) -> JobSpec:
