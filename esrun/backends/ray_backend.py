@@ -23,7 +23,7 @@ import math
 import os
 import socket
 import threading
-from collections import deque
+from collections import Counter, deque
 
 from esrun.backends.base import Backend, register
 from esrun.backends.comm import (CommMeter, decode_results, dumps, encode_results, encode_tell, loads, log,
@@ -155,6 +155,7 @@ class RayBackend(Backend):
         self.pids: list[int] = []  # current process id of each worker (tests kill workers by pid)
         self.busy: dict[int, int] = {}  # worker -> chunk it is evaluating now
         self.requeued_chunks = 0
+        self.chunks_by_pid: Counter = Counter()  # chunks evaluated by each worker process
         self._failures = 0
         self._calls: dict = {}
         self._seq = 0
@@ -204,16 +205,22 @@ class RayBackend(Backend):
         self.ray = None
 
     # -- calls to actors ----------------------------------------------------------------------------
-    def _call(self, kind: str, w: int, method: str, *args, extra=None) -> None:
+    def _call(self, kind: str, w: int, method: str, *args, extra=None, retry: bool = False) -> None:
+        """Submit ``method`` to worker ``w``. ``set_state`` and ``tell`` are retried by Ray across a restart (they
+        wait for the new process; a tell that reaches a replica at another generation answers STALE and leads to
+        a sync); a chunk is not retried: it fails fast and goes back to the queue for another worker."""
         self._seq += 1
-        self._calls[getattr(self.actors[w], method).remote(*args)] = (kind, w, self._seq, extra)
+        fn = getattr(self.actors[w], method)
+        if retry:
+            fn = fn.options(max_task_retries=-1)
+        self._calls[fn.remote(*args)] = (kind, w, self._seq, extra)
 
     def _sync(self, w: int, state, blob_cache: dict) -> None:
         """Send worker ``w`` the full state of this generation (once; it takes no chunk until it answers)."""
         if "ref" not in blob_cache:
             blob = state_to_blob(state)
             blob_cache.update(ref=self.ray.put(blob), size=len(blob))
-        self._call("sync", w, "set_state", blob_cache["ref"])
+        self._call("sync", w, "set_state", blob_cache["ref"], retry=True)
         self._last_sync[w] = self._seq
         self._syncing.add(w)
         self.meter.worker_received(w, blob_cache["size"])
@@ -259,6 +266,7 @@ class RayBackend(Backend):
         elif kind == "chunk":
             self.busy.pop(w, None)
             self.meter.worker_sent(w, len(answer))
+            self.chunks_by_pid[self.pids[w]] += 1
             for chunk, res in decode_results(answer):
                 results[chunk] = res
         elif kind == "tell" and answer:
@@ -301,7 +309,7 @@ class RayBackend(Backend):
         blob = encode_tell(state.generation - 1, fitness, self._steps, obs_delta)
         arg = self.ray.put(blob) if len(blob) > 100_000 else blob
         for w in range(self.workers):
-            self._call("tell", w, "tell", arg, want, extra=expected)
+            self._call("tell", w, "tell", arg, want, extra=expected, retry=True)
             self.meter.worker_received(w, len(blob))
         self.meter.end()
 
