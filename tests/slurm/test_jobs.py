@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from cluster import wait_job
 from conftest import CARTPOLE, FAST, esrun, job_output, parse_submit, summary
 
@@ -43,9 +45,12 @@ def test_local_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_pa
     assert (jobid, state, generation, run_dir) == (job, "COMPLETED", "3", str(run_dirs[0]))
 
 
-def test_mpi_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_path):
-    job, run_dirs = _submit(tmp_path, "name=viampi", "--backend", "mpi", "--ntasks", "2")
+@pytest.mark.parametrize("launcher", ["mpiexec", "srun"])
+def test_mpi_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_path, launcher):
+    job, run_dirs = _submit(tmp_path, "name=viampi", "--backend", "mpi", "--ntasks", "2", "--mpi-launcher", launcher)
     (s,) = _finish(slurm_cluster, job, run_dirs)
+    launch = "srun --mpi=pmi2 --ntasks=2" if launcher == "srun" else "mpiexec -n 2"
+    assert f"esrun-slurm: {launch} " in job_output(run_dirs[0])
     assert s["backend"] == "mpi" and s["workers"] == 2, job_output(run_dirs[0])
     assert s["params_sha256"] == local_hashes(), job_output(run_dirs[0])
 
