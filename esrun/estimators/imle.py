@@ -81,7 +81,7 @@ def _make_layer(map_solver, num_samples, centered, scale_by_lambda):
 
 
 @register("imle", table=LAYERS, unbiased=False, needs_grad_f=True)
-def imle(map_solver: Callable, num_samples: int = 1, lam: float = 10.0, noise: str = "gumbel", noise_k: int = 1,
+def imle(map_solver: Callable, num_samples: int = 1, lam: float = 1.0, noise: str = "gumbel", noise_k: int = 1,
          noise_temperature: float = 1.0, sog_steps: int = 10, scale_by_lambda: bool = True) -> Callable:
     """The I-MLE layer (Niepert et al., 2021): ``fn(theta, key) -> z: [S, *theta.shape]``.
 

@@ -141,7 +141,7 @@ def test_toy_reduced_budget():
     _, var_reinforce = bench.make_trainer("reinforce", 1)
     v_reinforce = var_reinforce(vkey, 0.0, ())
     v_relax = variance(vkey, float(phis[-1]), last)
-    assert v_relax < 1e-3 * v_reinforce, (v_relax, v_reinforce)
+    assert v_relax < 0.05 * v_reinforce, (v_relax, v_reinforce)
     run_rebar, var_rebar = bench.make_trainer("rebar", steps)
     _, rebar_aux = run_rebar(key)
     v_rebar = var_rebar(vkey, 0.0, jax.tree.map(lambda a: a[-1], rebar_aux))
