@@ -1,0 +1,233 @@
+"""ES against policy-gradient baselines on a Gymnasium task, same policy network, same worker pool.
+
+    run_rl_method(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict
+
+``method`` is ``"es"`` (esrun's own training loop: OpenAI-ES, ``esrun.train`` with a config built from the
+arguments) or a policy-gradient method of :data:`esrun.compare.rl_workers.METHODS` (REINFORCE, REINFORCE with a
+baseline, RLOO, GRPO, PPO: data-parallel, gradients all-reduced across the workers; see ``rl_workers``).
+
+Both start from the same theta_0 (the policy's ``init(fold_in(PRNGKey(seed), 3))``) and report the same final
+figure: the mean return of the greedy (argmax) policy over ``final_eval_episodes`` episodes whose reset seeds
+come from one fixed key, ``fold_in(PRNGKey(seed), 7)``. Curves go through ``log(env_steps, metrics)`` with
+``eval/return`` (greedy policy, fixed seeds for PG; the runner's evaluation for ES) and ``train/return`` (mean
+return of the episodes trained on: the sampled policy for PG, the population's mean fitness for ES).
+
+The returned dict: final_return, env_steps, wall_seconds, bytes_per_iteration (mean bytes a worker sent plus
+received per iteration / generation, measured from the serialized messages), num_params, iterations,
+updates_per_iteration, and for PG ``replicas_identical`` (every worker's parameters hash equal to the driver's).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+
+from esrun.compare.rl_workers import METHODS, POOLS, initial_key, resolve_options, updates_per_iteration
+
+EVAL_STREAM = 7
+ES_DEFAULTS = {
+    "population": 32,
+    "sigma": 0.1,
+    "learning_rate": 0.05,
+    "eval_every": 2,
+    "eval_episodes": 10,
+    "final_eval_episodes": 20,
+    "episodes_per_member": 1,
+    "max_episode_steps": None,
+    "log_dir": None,  # where the ES run directory goes (default: a temporary directory, removed afterwards)
+}
+
+
+def _policy_dict(policy_cfg) -> dict:
+    return policy_cfg if isinstance(policy_cfg, dict) else policy_cfg.model_dump(mode="json")
+
+
+def eval_key(seed: int) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM)
+
+
+class GreedyEvaluator:
+    """Mean return of the argmax policy on the fixed evaluation seeds (the runner's own Gymnasium task)."""
+
+    def __init__(self, env_id: str, policy: dict, seed: int, max_episode_steps=None):
+        from esrun.config.schema import PolicyConfig
+        from esrun.tasks.gym import GymTask
+
+        self.task = GymTask(env_id, PolicyConfig(**policy), max_episode_steps=max_episode_steps)
+        self.key = eval_key(seed)
+
+    def __call__(self, params, episodes: int) -> float:
+        return float(np.mean(self.task.evaluate_policy(np.asarray(params, np.float32), self.key, episodes)))
+
+    def close(self):
+        self.task.close()
+
+
+# -- policy gradients ------------------------------------------------------------------------------------------
+def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict:
+    """Iterations of (collect on every worker, U all-reduced Adam steps) until the env-step budget is reached.
+
+    The loop stops at the first iteration whose episodes bring the total to >= budget_env_steps (an iteration's
+    episodes are never cut), so env_steps - last_iteration_steps < budget_env_steps <= env_steps."""
+    t0 = time.perf_counter()
+    o = resolve_options(method, dict(options))
+    policy = _policy_dict(policy_cfg)
+    spec = {"method": method, "options": o, "env_id": env_id, "policy": policy, "seed": int(seed)}
+    if backend not in POOLS:
+        raise ValueError(f"backend must be one of {sorted(POOLS)}, got {backend!r}")
+    pool = POOLS[backend](spec, workers)
+    evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"]) if pool.is_coordinator else None
+    updates = updates_per_iteration(o)
+    env_steps, iteration, last_steps, byte_total = 0, 0, 0, 0.0
+    history = []
+    try:
+        if evaluate is not None:
+            log(0, {"eval/return": evaluate(pool.driver.params, o["eval_episodes"])})
+        while env_steps < budget_env_steps:
+            stats = pool.collect(iteration)
+            last_steps = sum(s["steps"] for s in stats)
+            env_steps += last_steps
+            for u in range(updates):
+                pool.step(u)
+            pool.meter.end()
+            byte_total += pool.meter.metrics()["comm/bytes_per_generation"]
+            iteration += 1
+            returns = [r for s in stats for r in s["returns"]]
+            metrics = {"train/return": float(np.mean(returns)),
+                       "comm/bytes_per_iteration": pool.meter.metrics()["comm/bytes_per_generation"]}
+            if evaluate is not None and (iteration % o["eval_every"] == 0 or env_steps >= budget_env_steps):
+                metrics["eval/return"] = evaluate(pool.driver.params, o["eval_episodes"])
+                history.append((env_steps, metrics["eval/return"]))
+            if pool.is_coordinator:
+                log(env_steps, metrics)
+        hashes = pool.hashes()
+        final = evaluate(pool.driver.params, o["final_eval_episodes"]) if evaluate is not None else None
+        driver_hash = pool.driver.params_hash()
+    finally:
+        pool.close()
+        if evaluate is not None:
+            evaluate.close()
+    return {
+        "method": method,
+        "final_return": final,
+        "env_steps": int(env_steps),
+        "last_iteration_env_steps": int(last_steps),
+        "wall_seconds": time.perf_counter() - t0,
+        "bytes_per_iteration": byte_total / max(iteration, 1),
+        "num_params": int(pool.driver.num_params),
+        "iterations": iteration,
+        "updates_per_iteration": updates,
+        "workers": pool.workers,
+        "backend": backend,
+        "replicas_identical": all(h == driver_hash for h in hashes),
+        "eval_history": history,
+        "options": o,
+    }
+
+
+# -- evolution strategies (esrun's own loop) -------------------------------------------------------------------
+def _read_scalars(run_dir) -> dict[str, dict[int, float]]:
+    """tag -> {generation: value} from the run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
+
+
+def _es_config(options: dict, env_id, policy, budget_env_steps, seed, backend, workers, log_dir) -> dict:
+    return {
+        "name": f"es_{env_id.replace('/', '_')}_s{seed}_{backend}{workers}",
+        "seed": int(seed),
+        "task": {"type": "gym", "env_id": env_id, "episodes_per_member": options["episodes_per_member"],
+                 "max_episode_steps": options["max_episode_steps"], "eval_every": options["eval_every"],
+                 "eval_episodes": options["eval_episodes"]},
+        "policy": policy,
+        "strategy": {"name": "openai_es", "population": options["population"], "sigma": options["sigma"],
+                     "learning_rate": options["learning_rate"], "optimizer": "adam"},
+        "backend": {"type": backend, "workers": workers},
+        "budget": {"env_steps": int(budget_env_steps)},
+        "logging": {"dir": str(log_dir), "tensorboard": True, "progress": False, "checkpoint_every": 10**6},
+    }
+
+
+def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict:
+    """OpenAI-ES through ``esrun.train``; its TensorBoard scalars are read back and replayed through ``log``
+    against env steps (``perf/env_steps``) after the run. ``esrun.train`` stops at the first generation that
+    reaches the budget, as the PG loop does."""
+    import esrun
+
+    unknown = sorted(set(options) - set(ES_DEFAULTS))
+    if unknown:
+        raise ValueError(f"es: unknown option(s) {unknown}; allowed: {sorted(ES_DEFAULTS)}")
+    o = {**ES_DEFAULTS, **options}
+    policy = _policy_dict(policy_cfg)
+    t0 = time.perf_counter()
+    tmp = None
+    if o["log_dir"] is None:
+        tmp = tempfile.TemporaryDirectory(prefix="esrun_compare_es_")
+    log_dir = o["log_dir"] or tmp.name
+    try:
+        cfg = _es_config(o, env_id, policy, budget_env_steps, seed, backend, workers, log_dir)
+        result = esrun.train(cfg, progress=False)
+        wall = time.perf_counter() - t0
+        summary = result.summary
+        if not summary:  # an MPI rank other than 0
+            return {"method": "es", "final_return": None, "env_steps": 0, "wall_seconds": wall,
+                    "bytes_per_iteration": 0.0, "num_params": 0}
+        evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"])
+        try:
+            x0 = evaluate.task.initial_params(initial_key(seed))
+            log(0, {"eval/return": evaluate(x0, o["eval_episodes"])})
+            scalars = _read_scalars(result.run_dir)
+            steps = scalars.get("perf/env_steps", {})
+            evals = scalars.get("eval/return_mean", {})
+            fit = scalars.get("fitness/mean", {})
+            history = []
+            for g in sorted(steps):
+                m = {"comm/bytes_per_iteration": scalars.get("comm/bytes_per_generation", {}).get(g, 0.0)}
+                if g in fit:
+                    m["train/return"] = fit[g]
+                if g in evals:
+                    m["eval/return"] = evals[g]
+                    history.append((int(steps[g]), evals[g]))
+                log(int(steps[g]), m)
+            final = evaluate(result.mean, o["final_eval_episodes"])
+        finally:
+            evaluate.close()
+        gens = sorted(steps)
+        last = int(steps[gens[-1]] - (steps[gens[-2]] if len(gens) > 1 else 0)) if gens else 0
+        return {
+            "method": "es",
+            "final_return": final,
+            "env_steps": int(summary["env_steps"]),
+            "last_iteration_env_steps": last,
+            "wall_seconds": wall,
+            "bytes_per_iteration": float(summary["bytes_per_generation"]),
+            "num_params": int(summary["num_params"]),
+            "iterations": int(summary["generations"]),
+            "updates_per_iteration": 1,
+            "workers": summary["workers"],
+            "backend": backend,
+            "runner_final_eval_return": summary["final_eval_return"],
+            "eval_history": history,
+            "options": {k: v for k, v in o.items() if k != "log_dir"},
+        }
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+RUNNERS: dict[str, Callable[..., dict]] = {"es": _run_es, **{m: _run_pg for m in METHODS}}
+
+
+def run_rl_method(method: str, options: dict, env_id: str, policy_cfg, budget_env_steps: int, seed: int,
+                  backend: str, workers: int, log: Callable[[int, dict], None]) -> dict:
+    """Train ``method`` on ``env_id`` for ``budget_env_steps`` environment steps; see the module docstring."""
+    if method not in RUNNERS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(RUNNERS)}")
+    return RUNNERS[method](method, dict(options or {}), env_id, policy_cfg, int(budget_env_steps), int(seed),
+                           backend, int(workers), log)
