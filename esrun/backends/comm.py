@@ -48,17 +48,19 @@ def state_from_blob(blob: bytes):
     return state._replace(strategy=jax.tree_util.tree_map(jnp.asarray, state.strategy))
 
 
-def encode_results(chunk_ids, results) -> bytes:
-    """A worker's answer: ``[(chunk id, (fitness [C] float64, steps [C] int64, obs_delta or None))]``."""
-    return dumps([(int(c), (np.asarray(r.fitness, np.float64), np.asarray(r.steps, np.int64), r.obs_delta))
-                  for c, r in zip(chunk_ids, results)])
+def encode_results(chunk_ids, results, seconds: float) -> bytes:
+    """A worker's answer: the seconds it spent evaluating (for the overhead figures) and
+    ``[(chunk id, (fitness [C] float64, steps [C] int64, obs_delta or None))]``."""
+    return dumps((float(seconds), [(int(c), (np.asarray(r.fitness, np.float64), np.asarray(r.steps, np.int64),
+                                             r.obs_delta)) for c, r in zip(chunk_ids, results)]))
 
 
-def decode_results(blob: bytes) -> list:
-    """``[(chunk id, ChunkResult)]`` from :func:`encode_results`."""
+def decode_results(blob: bytes) -> tuple[float, list]:
+    """``(seconds, [(chunk id, ChunkResult)])`` from :func:`encode_results`."""
     from esrun.tasks.base import ChunkResult
 
-    return [(c, ChunkResult(*r)) for c, r in loads(blob)]
+    seconds, pairs = loads(blob)
+    return seconds, [(c, ChunkResult(*r)) for c, r in pairs]
 
 
 def encode_tell(generation: int, fitness, steps: int, obs_delta) -> bytes:

@@ -14,6 +14,7 @@ the replacement state to the loop).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class MPIBackend(Backend):
         self.is_coordinator = self.rank == 0
         self.hash_every = cfg.backend.hash_every
         self.meter = CommMeter(self.size)
+        self.eval_seconds = 0.0
 
     # -- replica integrity ----------------------------------------------------------------------------
     def _check_replicas(self, state, when: str):
@@ -76,16 +78,21 @@ class MPIBackend(Backend):
     def evaluate(self, state) -> list:
         n = self.evaluator.num_chunks
         mine = [c for c in range(n) if c % self.size == self.rank]
-        payload = np.frombuffer(encode_results(mine, self.evaluator.evaluate_chunks(state, mine)), np.uint8)
+        t0 = time.perf_counter()
+        mine_results = self.evaluator.evaluate_chunks(state, mine)
+        payload = np.frombuffer(encode_results(mine, mine_results, time.perf_counter() - t0), np.uint8)
         sizes = np.zeros(self.size, np.int64)
         self.comm.Allgather(np.array([payload.size], np.int64), sizes)
         gathered = np.empty(int(sizes.sum()), np.uint8)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.comm.Allgatherv(payload, [gathered, sizes, offsets, self.MPI.BYTE])
         results: dict[int, object] = {}
+        self.eval_seconds = 0.0  # longest time one rank spent evaluating this generation
         for r in range(self.size):
             blob = gathered[offsets[r]:offsets[r] + sizes[r]].tobytes()
-            results.update(decode_results(blob))
+            seconds, pairs = decode_results(blob)
+            self.eval_seconds = max(self.eval_seconds, seconds)
+            results.update(pairs)
             # rank r sends its payload (and its size) to the N-1 others and receives theirs
             self.meter.worker_sent(r, (int(sizes[r]) + 8) * (self.size - 1))
             self.meter.worker_received(r, int(sizes.sum() - sizes[r]) + 8 * (self.size - 1))

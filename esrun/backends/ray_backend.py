@@ -23,6 +23,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections import Counter, deque
 
 from esrun.backends.base import Backend, register
@@ -32,7 +33,7 @@ from esrun.errors import UserError
 from esrun.runner.evaluator import params_hash
 
 STALE = "stale"  # a worker's answer when its replica is not at the generation asked about: it needs the state
-CONNECT_TIMEOUT_S = 25.0  # an unreachable cluster must fail well within 30 s
+CONNECT_TIMEOUT_S = 20.0  # with the 5 s probe, an unreachable cluster fails well within 30 s
 START_TIMEOUT_S = 600.0  # actors that cannot be placed (too few CPUs) fail instead of waiting for ever
 MAX_FAILURES_PER_WORKER = 20  # deaths tolerated per worker and run before giving up
 FORWARDED_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64")  # jit numerics must match the coordinator's
@@ -72,7 +73,9 @@ class Replica:
     def evaluate(self, generation: int, chunk_ids: list) -> bytes | str:
         if self.state is None or self.state.generation != generation:
             return STALE
-        return encode_results(chunk_ids, self.evaluator.evaluate_chunks(self.state, chunk_ids))
+        t0 = time.perf_counter()
+        results = self.evaluator.evaluate_chunks(self.state, chunk_ids)
+        return encode_results(chunk_ids, results, time.perf_counter() - t0)
 
     def tell(self, blob: bytes, want_hash: bool) -> str:
         """Apply the generation's update; returns the mean's hash if asked, "" otherwise, STALE if out of step."""
@@ -162,6 +165,8 @@ class RayBackend(Backend):
         self._last_sync: dict[int, int] = {}
         self._syncing: set[int] = set()
         self._steps = 0
+        self._busy_seconds: Counter = Counter()
+        self.eval_seconds = 0.0  # last generation: longest time one worker spent evaluating
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self, state) -> None:
@@ -267,7 +272,9 @@ class RayBackend(Backend):
             self.busy.pop(w, None)
             self.meter.worker_sent(w, len(answer))
             self.chunks_by_pid[self.pids[w]] += 1
-            for chunk, res in decode_results(answer):
+            seconds, pairs = decode_results(answer)
+            self._busy_seconds[w] += seconds
+            for chunk, res in pairs:
                 results[chunk] = res
         elif kind == "tell" and answer:
             self.meter.worker_sent(w, len(answer.encode()))
@@ -283,6 +290,7 @@ class RayBackend(Backend):
         queue: deque = deque(range(n))
         results: dict[int, object] = {}
         blob_cache: dict = {}
+        self._busy_seconds = Counter()
         # answers of the last generation's tells (and syncs) that are already in
         if self._calls:
             done, _ = ray.wait(list(self._calls), num_returns=len(self._calls), timeout=0)
@@ -300,6 +308,8 @@ class RayBackend(Backend):
             (ref,), _ = ray.wait(list(self._calls), num_returns=1)
             self._answer(ref, state, queue, results, blob_cache)
         out = [results[c] for c in range(n)]
+        # the evaluation on the critical path: the worker that spent longest evaluating this generation
+        self.eval_seconds = max(self._busy_seconds.values(), default=0.0)
         self._steps = int(sum(int(r.steps.sum()) for r in out))
         return out
 
