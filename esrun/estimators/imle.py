@@ -108,7 +108,7 @@ def imle(map_solver: Callable, num_samples: int = 1, lam: float = 1.0, noise: st
         eps = _perturbations(key, theta, num_samples, noise, noise_k, noise_temperature, sog_steps)
         return layer(theta, eps, jnp.asarray(lam, jnp.result_type(theta, float)))
 
-    return fn
+    return jax.jit(fn)
 
 
 class AimleState(NamedTuple):
@@ -168,4 +168,4 @@ def aimle(map_solver: Callable, num_samples: int = 1, target_norm: float = 1.0, 
         lam = jnp.maximum(lam_min, state.lam + lam_lr * (target_norm - norm_ema))
         return AimleState(lam, norm_ema)
 
-    return Aimle(init, apply, update)
+    return Aimle(init, jax.jit(apply), update)

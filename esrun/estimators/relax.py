@@ -15,6 +15,7 @@ is the paper's ``c = eta f(sigma_lambda(z)) + r_rho(z)``.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -54,7 +55,7 @@ def mlp_control_variate(hidden: Sequence[int] = (16,)) -> ControlVariate:
     """A small MLP ``c_phi(z) = MLP(sigmoid(z))`` (tanh hidden layers, zero-initialized output), ``f_evals = 0``."""
 
     def init(key, shape):
-        return _mlp_init(key, (int(jnp.prod(jnp.asarray(shape))) if shape else 1, *hidden, 1))
+        return _mlp_init(key, (math.prod(shape), *hidden, 1))
 
     def apply(params, z):
         return _mlp_apply(params, jax.nn.sigmoid(jnp.ravel(z)))
@@ -69,7 +70,7 @@ def rebar_mlp_control_variate(f, hidden: Sequence[int] = (8,), eta=1.0, temperat
     """
 
     def init(key, shape):
-        d = int(jnp.prod(jnp.asarray(shape))) if shape else 1
+        d = math.prod(shape)
         return {"eta": jnp.asarray(eta, float), "log_temperature": jnp.log(jnp.asarray(temperature, float)),
                 "mlp": _mlp_init(key, (d, *hidden, 1))}
 

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +47,7 @@ def _grid_neighbours(h: int, w: int, connectivity: int) -> np.ndarray:
     return table
 
 
+@partial(jax.jit, static_argnames="connectivity")
 def shortest_path(grid_costs: jax.Array, connectivity: int = 8) -> jax.Array:
     """Minimum-cost path from the top-left to the bottom-right cell of a grid with cell costs (Dijkstra).
 
