@@ -158,3 +158,44 @@ def test_unreachable_ray_address_fails_fast_with_one_line(tmp_path):
     errors = [line for line in p.stderr.splitlines() if line.startswith("esrun: error:")]
     assert len(errors) == 1 and address in errors[0], p.stderr[-2000:]
     assert elapsed < 30
+
+
+def test_replica_that_drifts_is_detected_by_its_hash_and_resynced(ray_session, tmp_path, captured_backends,
+                                                                   capfd):
+    """A worker's replica is altered behind the coordinator's back (its mean shifted) after generation 1: the next
+    hash comparison (hash_every=1) finds it and the coordinator sends that worker the full state once."""
+    from esrun.backends.comm import state_to_blob
+
+    cfg = load_config(None, [*synthetic_overrides(10), f"logging.dir={tmp_path}", "budget.generations=5",
+                             "backend.type=ray", "backend.workers=2"])
+    drifted = {}
+
+    def drift(backend):
+        tell = backend.tell
+
+        def tell_then_drift(fitness, obs_delta, state):
+            tell(fitness, obs_delta, state)
+            if state.generation == 1:
+                bad = state._replace(strategy=state.strategy._replace(mean=state.strategy.mean + 1.0))
+                backend.ray.get(backend.actors[0].set_state.remote(state_to_blob(bad)))
+                drifted["syncs_before"] = backend.meter.syncs
+
+        backend.tell = tell_then_drift
+
+    get_backend("ray")
+    made = BACKENDS["ray"]
+
+    def factory(c, e):
+        b = made(c, e)
+        drift(b)
+        return b
+
+    BACKENDS["ray"] = factory
+    try:
+        train(cfg)
+    finally:
+        BACKENDS["ray"] = made
+    b = captured_backends[0]
+    assert drifted["syncs_before"] == 2  # the two joins
+    assert b.meter.syncs == 3 and b.meter.restarts == 0
+    assert "worker 0 replica hash" in capfd.readouterr().err
