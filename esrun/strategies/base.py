@@ -28,12 +28,31 @@ STRATEGIES: dict[str, Callable[..., "Strategy"]] = {}
 
 def register(name: str):
     def wrap(factory):
-        if name in STRATEGIES:
+        if name in STRATEGIES and not getattr(STRATEGIES[name], "lazy", False):
             raise ValueError(f"strategy {name!r} registered twice")
         STRATEGIES[name] = factory
         return factory
 
     return wrap
+
+
+def register_lazy(name: str, module: str) -> None:
+    """Reserve ``name`` for a strategy registered by ``module``, imported only when the strategy is built.
+
+    Keeps heavy optional imports (evosax) off the start-up path of runs that do not use them, while the
+    name is known to config validation and to registry-driven tests.
+    """
+    import importlib
+
+    def factory(*args, **kwargs):
+        importlib.import_module(module)
+        real = STRATEGIES[name]
+        if getattr(real, "lazy", False):
+            raise KeyError(f"{module} did not register strategy {name!r}")
+        return real(*args, **kwargs)
+
+    factory.lazy = True
+    STRATEGIES.setdefault(name, factory)
 
 
 class Strategy(abc.ABC):
