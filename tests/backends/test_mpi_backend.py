@@ -2,9 +2,13 @@
 writes the run, and ``backend.type=mpi`` without mpiexec is refused with one line saying how to launch."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from backend_helpers import read_summary, run_cli, start_cli, synthetic_overrides
+from backend_helpers import MPIEXEC, read_summary, run_cli, start_cli, synthetic_overrides
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,3 +37,12 @@ def test_mpi_without_mpiexec_says_how_to_launch(tmp_path):
     assert len(errors) == 1, p.stderr[-2000:]
     assert "mpiexec -n" in errors[0] and "backend.type=mpi" in errors[0]
     assert not (tmp_path / "cartpole").exists()  # nothing was started or written
+
+
+def test_drifted_rank_is_found_by_its_hash_and_adopts_rank_0_state():
+    p = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(Path(__file__).with_name("mpi_drift_script.py"))],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = sorted(line for line in p.stdout.splitlines() if line.startswith("rank="))
+    assert lines == ["rank=0 replaced=False agrees=True syncs=1", "rank=1 replaced=True agrees=True syncs=1"], p.stdout
+    assert "replica hash of ranks [1] differs from rank 0" in p.stderr
