@@ -181,16 +181,25 @@ def _stderr(cluster: Cluster) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
-def wait_job(cluster: Cluster, job_id: str, timeout: float = 300.0) -> str:
-    """Wait until no task of ``job_id`` is pending or running; return the last state seen."""
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+
+
+def job_fields(cluster: Cluster, job_id: str) -> list[dict[str, str]]:
+    """``scontrol -o show job`` as one dict per job (array: per task); [] once SLURM has forgotten the job."""
+    r = cluster.run("scontrol", "-o", "show", "job", job_id, check=False)
+    if r.returncode != 0:
+        return []
+    return [dict(t.split("=", 1) for t in line.split() if "=" in t) for line in r.stdout.splitlines() if line.strip()]
+
+
+def wait_job(cluster: Cluster, job_id: str, timeout: float = 300.0) -> list[str]:
+    """Wait until every task of ``job_id`` is in a final state (a requeued job is not); return the states."""
     deadline = time.monotonic() + timeout
-    last = ""
+    states: list[str] = []
     while time.monotonic() < deadline:
-        r = cluster.run("squeue", "-h", "-j", job_id, "-o", "%T", check=False)
-        states = [s for s in r.stdout.split() if s]
-        if r.returncode == 0 and not states:
-            return last or "DONE"
-        if states:
-            last = states[-1]
+        jobs = job_fields(cluster, job_id)
+        states = [j.get("JobState", "?") for j in jobs]
+        if not jobs or all(s in TERMINAL for s in states):
+            return states
         time.sleep(1.0)
-    raise TimeoutError(f"job {job_id} still {last} after {timeout:.0f} s\n{cluster.logs()}")
+    raise TimeoutError(f"job {job_id} still {states} after {timeout:.0f} s\n{cluster.logs()}")

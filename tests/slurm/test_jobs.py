@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import wait_job
+from cluster import job_fields, wait_job
 from conftest import CARTPOLE, FAST, esrun, job_output, parse_submit, summary
 
 
@@ -27,7 +27,8 @@ def _submit(tmp_path: Path, *args: str) -> tuple[str, list[Path]]:
 
 
 def _finish(cluster, job: str, run_dirs: list[Path], timeout: float = 300) -> list[dict]:
-    wait_job(cluster, job, timeout=timeout)
+    states = wait_job(cluster, job, timeout=timeout)
+    assert set(states) <= {"COMPLETED"}, (states, [job_output(d) for d in run_dirs])
     return [summary(d) for d in run_dirs]
 
 
@@ -89,27 +90,18 @@ def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 240)
     raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
 
 
-def _release_now(cluster, job: str) -> None:
-    """SLURM holds a requeued job for ~2 minutes (BeginTime); the test lets it start at once."""
-    deadline = time.monotonic() + 60
+def _release_requeued(cluster, job: str, timeout: float = 120) -> None:
+    """Wait until the job is requeued (Restarts=1), then let it start at once: SLURM holds a requeued job for about
+    two minutes (Reason=BeginTime)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = cluster.run("squeue", "-h", "-j", job, "-o", "%T", check=False).stdout.strip()
-        if state == "PENDING":
-            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
-            return
-        if state in ("", "RUNNING") and cluster.run("scontrol", "-o", "show", "job", job,
-                                                     check=False).stdout.count("Restarts=0") == 0:
+        (fields,) = job_fields(cluster, job)
+        if int(fields["Restarts"]) >= 1:
+            if fields["JobState"] == "PENDING":
+                cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
             return
         time.sleep(0.5)
-    raise AssertionError(f"job {job} was not requeued")
-
-
-def _restarts(cluster, job: str) -> int:
-    out = cluster.run("scontrol", "-o", "show", "job", job, check=False).stdout
-    for tok in out.split():
-        if tok.startswith("Restarts="):
-            return int(tok.split("=", 1)[1])
-    raise AssertionError(f"no Restarts in {out!r}")
+    raise AssertionError(f"job {job} was not requeued within {timeout} s")
 
 
 def test_job_requeued_mid_run_resumes_with_the_undisturbed_hash(slurm_cluster, local_hashes, tmp_path):
@@ -122,12 +114,12 @@ def test_job_requeued_mid_run_resumes_with_the_undisturbed_hash(slurm_cluster, l
     assert (jobid, state) == (job, "RUNNING") and 1 <= int(generation) < 6, r.stdout
     r = slurm_cluster.run("scontrol", "requeue", job, check=False)
     assert r.returncode == 0, r.stderr
-    _release_now(slurm_cluster, job)
+    _release_requeued(slurm_cluster, job)
     (s,) = _finish(slurm_cluster, job, run_dirs)
     out = job_output(run_dir)
-    assert _restarts(slurm_cluster, job) == 1, out
+    assert int(job_fields(slurm_cluster, job)[0]["Restarts"]) == 1, out
     assert f"esrun-slurm: job {job} (restart 1) resumes {run_dir}" in out, out
-    assert s["generations"] == 6
+    assert s["generations"] == 6 and s["stop_reason"].startswith("generations"), out
     assert s["params_sha256"] == local_hashes("budget.generations=6"), out
 
 
@@ -138,11 +130,11 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster, local
     _wait_for_checkpoint(slurm_cluster, job, run_dir)
     r = slurm_cluster.run("scancel", "--batch", "--signal=USR1", job, check=False)  # what --signal=B:USR1@T sends
     assert r.returncode == 0, r.stderr
-    _release_now(slurm_cluster, job)
+    _release_requeued(slurm_cluster, job)
     (s,) = _finish(slurm_cluster, job, run_dirs)
     out = job_output(run_dir)
     assert "esrun-slurm: SIGUSR1: asking the run to checkpoint" in out, out
     assert f"scontrol requeue {job}" in out, out
     assert f"esrun-slurm: job {job} (restart 1) resumes {run_dir}" in out, out
-    assert s["generations"] == 6
+    assert s["generations"] == 6 and s["stop_reason"].startswith("generations"), out
     assert s["params_sha256"] == local_hashes("budget.generations=6"), out
