@@ -94,7 +94,8 @@ def local_hashes(tmp_path_factory):
     def get(*overrides: str) -> str:
         if overrides not in cache:
             name = f"local-{len(cache)}"
-            r = esrun("train", str(CARTPOLE), *FAST, *overrides, f"name={name}", f"logging.dir={root}", cwd=root)
+            r = esrun("train", str(CARTPOLE), *FAST, *overrides, f"name={name}", f"logging.dir={root}", cwd=root,
+                      timeout=900)
             assert r.returncode == 0, r.stderr[-3000:]
             cache[overrides] = summary(root / name)["params_sha256"]
         return cache[overrides]

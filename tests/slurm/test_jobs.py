@@ -26,7 +26,7 @@ def _submit(tmp_path: Path, *args: str) -> tuple[str, list[Path]]:
     return job, run_dirs
 
 
-def _finish(cluster, job: str, run_dirs: list[Path], timeout: float = 300) -> list[dict]:
+def _finish(cluster, job: str, run_dirs: list[Path], timeout: float = 600) -> list[dict]:
     states = wait_job(cluster, job, timeout=timeout)
     assert set(states) <= {"COMPLETED"}, (states, [job_output(d) for d in run_dirs])
     return [summary(d) for d in run_dirs]
@@ -67,7 +67,7 @@ def test_ray_backend_job_matches_local_run(slurm_cluster, local_hashes, tmp_path
 def test_array_over_three_seeds(slurm_cluster, local_hashes, tmp_path):
     job, run_dirs = _submit(tmp_path, "name=sweep", "--array", "0-2")
     assert [d.name for d in run_dirs] == ["sweep-seed0", "sweep-seed1", "sweep-seed2"]
-    summaries = _finish(slurm_cluster, job, run_dirs, timeout=400)
+    summaries = _finish(slurm_cluster, job, run_dirs, timeout=900)
     hashes = [s["params_sha256"] for s in summaries]
     assert len(set(hashes)) == 3, hashes
     assert hashes[0] == local_hashes()  # seed 0 is the default seed of the local run
@@ -79,7 +79,7 @@ def test_array_over_three_seeds(slurm_cluster, local_hashes, tmp_path):
     assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [f"{job}_{s}" for s in range(3)]
 
 
-def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 240) -> None:
+def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (run_dir / "checkpoints" / "latest.ckpt").is_file():
@@ -90,7 +90,7 @@ def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 240)
     raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
 
 
-def _release_requeued(cluster, job: str, timeout: float = 120) -> None:
+def _release_requeued(cluster, job: str, timeout: float = 300) -> None:
     """Wait until the job is requeued (Restarts=1), then let it start at once: SLURM holds a requeued job for about
     two minutes (Reason=BeginTime)."""
     deadline = time.monotonic() + timeout
