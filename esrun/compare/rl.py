@@ -37,6 +37,7 @@ ES_DEFAULTS = {
     "final_eval_episodes": 20,
     "episodes_per_member": 1,
     "max_episode_steps": None,
+    "chunk_size": None,  # members per evaluation chunk (default: population / workers where it divides)
     "log_dir": None,  # where the ES run directory goes (default: a temporary directory, removed afterwards)
 }
 
@@ -123,6 +124,7 @@ def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
         "workers": pool.workers,
         "backend": backend,
         "replicas_identical": all(h == driver_hash for h in hashes),
+        "params_sha256": driver_hash,
         "eval_history": history,
         "options": o,
     }
@@ -139,6 +141,9 @@ def _read_scalars(run_dir) -> dict[str, dict[int, float]]:
 
 
 def _es_config(options: dict, env_id, policy, budget_env_steps, seed, backend, workers, log_dir) -> dict:
+    pop, chunk = options["population"], options["chunk_size"]
+    if chunk is None and workers > 1 and pop % workers == 0:
+        chunk = pop // workers  # every worker gets a chunk
     return {
         "name": f"es_{env_id.replace('/', '_')}_s{seed}_{backend}{workers}",
         "seed": int(seed),
@@ -148,7 +153,7 @@ def _es_config(options: dict, env_id, policy, budget_env_steps, seed, backend, w
         "policy": policy,
         "strategy": {"name": "openai_es", "population": options["population"], "sigma": options["sigma"],
                      "learning_rate": options["learning_rate"], "optimizer": "adam"},
-        "backend": {"type": backend, "workers": workers},
+        "backend": {"type": backend, "workers": workers, "chunk_size": chunk},
         "budget": {"env_steps": int(budget_env_steps)},
         "logging": {"dir": str(log_dir), "tensorboard": True, "progress": False, "checkpoint_every": 10**6},
     }
@@ -213,6 +218,7 @@ def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
             "workers": summary["workers"],
             "backend": backend,
             "runner_final_eval_return": summary["final_eval_return"],
+            "params_sha256": summary["params_sha256"],
             "eval_history": history,
             "options": {k: v for k, v in o.items() if k != "log_dir"},
         }

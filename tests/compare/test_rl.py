@@ -1,0 +1,102 @@
+"""ES and every policy-gradient baseline on CartPole through ``run_rl_method``, on Ray with 2 workers.
+
+One Ray session serves the module. Short budgets: each run is one or two iterations, except the REINFORCE
+learning check, which must lift the greedy return of the initial policy (~9) above a threshold.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from esrun.compare.rl import RUNNERS, run_rl_method
+from esrun.compare.rl_workers import METHODS, resolve_options, updates_per_iteration
+from esrun.config.schema import PolicyConfig
+
+ENV = "CartPole-v1"
+POLICY = PolicyConfig(type="mlp", hidden=[32, 32], activation="tanh")
+NUM_PARAMS = 4 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2  # 1282
+BUDGET = 1500
+SMALL = {  # small batches so that a run is one or two iterations
+    "es": {"population": 8, "eval_every": 1, "final_eval_episodes": 5, "eval_episodes": 5},
+    "reinforce": {}, "reinforce_baseline": {}, "rloo": {"group_size": 2}, "grpo": {"group_size": 2, "epochs": 2},
+    "ppo": {"epochs": 2, "minibatches": 2},
+}
+PG_COMMON = {"episodes_per_worker": 4, "eval_every": 1, "eval_episodes": 5, "final_eval_episodes": 5}
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _options(method: str) -> dict:
+    return dict(SMALL[method]) if method == "es" else {**PG_COMMON, **SMALL[method]}
+
+
+def _run(method, options, budget, backend="ray", seed=0):
+    logged = []
+    out = run_rl_method(method, options, ENV, POLICY, budget, seed, backend, 2, lambda s, m: logged.append((s, m)))
+    return out, logged
+
+
+def test_every_method_is_tested():
+    assert set(SMALL) == set(RUNNERS) == {"es", *METHODS}
+
+
+@pytest.mark.parametrize("method", sorted(RUNNERS))
+def test_method_on_ray_two_workers(ray_session, method):
+    out, logged = _run(method, _options(method), BUDGET)
+    assert math.isfinite(out["final_return"]) and 8.0 <= out["final_return"] <= 500.0
+    assert out["num_params"] == NUM_PARAMS and out["workers"] == 2
+    # stopped at the first iteration that reached the budget
+    assert out["env_steps"] >= BUDGET > out["env_steps"] - out["last_iteration_env_steps"]
+    assert out["wall_seconds"] > 0
+    steps = [s for s, _ in logged]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == out["env_steps"]
+    evals = [m["eval/return"] for _, m in logged if "eval/return" in m]
+    assert len(evals) >= 2 and all(math.isfinite(e) for e in evals)
+    if method == "es":
+        # only seeds and fitness scalars travel: O(population) bytes, far below one float32 copy of theta
+        assert 0 < out["bytes_per_iteration"] < 4 * NUM_PARAMS
+        return
+    assert out["replicas_identical"]
+    # every update: the worker sends its float32 gradient and receives the float32 average (pickle headers,
+    # episode statistics and call arguments are the small rest)
+    u = updates_per_iteration(resolve_options(method, _options(method)))
+    assert out["updates_per_iteration"] == u
+    floor = 2 * 4 * NUM_PARAMS * u
+    assert floor <= out["bytes_per_iteration"] <= 1.1 * floor + 1000, out["bytes_per_iteration"]
+
+
+def test_ray_and_local_give_the_same_parameters(ray_session):
+    opts = {**PG_COMMON, "group_size": 2}
+    ray_out, _ = _run("rloo", opts, 1, backend="ray")
+    local_out, _ = _run("rloo", opts, 1, backend="local")
+    assert ray_out["iterations"] == local_out["iterations"] == 1
+    assert ray_out["params_sha256"] == local_out["params_sha256"]
+    assert local_out["bytes_per_iteration"] == 0.0  # in-process: nothing serialized
+
+
+def test_reinforce_learns_cartpole(ray_session):
+    out, logged = _run("reinforce", {"episodes_per_worker": 8, "eval_every": 100}, 10_000)
+    start = logged[0][1]["eval/return"]
+    assert start < 50
+    assert out["final_return"] >= 150, (start, out["final_return"])
+
+
+def test_bad_options_fail_with_a_message():
+    with pytest.raises(ValueError, match="unknown option"):
+        resolve_options("ppo", {"epoch": 3})
+    with pytest.raises(ValueError, match="group_size"):
+        resolve_options("grpo", {"episodes_per_worker": 6, "group_size": 4})
+    with pytest.raises(ValueError, match="unknown method"):
+        run_rl_method("a2c", {}, ENV, POLICY, 10, 0, "local", 1, lambda s, m: None)
