@@ -66,7 +66,9 @@ def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int =
                            else (0.0, 1.0))
     p = jnp.asarray(params)
     for _ in range(max_frames):
-        x = np.clip((np.asarray(obs, np.float32) - norm_mean) / norm_std, -5, 5)
+        x = (np.asarray(obs, np.float32) - norm_mean) / norm_std
+        if getattr(task, "obs_norm", False):
+            x = np.clip(x, -5, 5)
         action = np.asarray(task.policy.apply(p, jnp.asarray(x)))
         obs, _, term, trunc, _ = env.step(int(action) if task.spec.kind == "discrete" else action)
         frames.append(env.render())

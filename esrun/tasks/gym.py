@@ -67,7 +67,9 @@ class GymTask(Task):
         self._act = jax.jit(self._act_impl)
 
     def _act_impl(self, params, slot_member, obs, mean, std):
-        x = jnp.clip((obs.astype(jnp.float32) - mean) / std, -5.0, 5.0)
+        x = (obs.astype(jnp.float32) - mean) / std
+        if self.obs_norm:  # normalized inputs are clipped to [-5, 5]; raw observations pass untouched
+            x = jnp.clip(x, -5.0, 5.0)
         return jax.vmap(self.policy.apply)(params[slot_member], x)
 
     def initial_params(self, key) -> np.ndarray:
