@@ -228,6 +228,8 @@ def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
 
 
 RUNNERS: dict[str, Callable[..., dict]] = {"es": _run_es, **{m: _run_pg for m in METHODS}}
+NUM_SAMPLES_MEANS = {"es": "population", **{m: "episodes_per_worker" for m in METHODS}}
+"""What ``num_samples`` of a compare entry sets: ES's population, a PG worker's episodes per iteration."""
 
 
 def run_rl_method(method: str, options: dict, env_id: str, policy_cfg, budget_env_steps: int, seed: int,
@@ -235,5 +237,11 @@ def run_rl_method(method: str, options: dict, env_id: str, policy_cfg, budget_en
     """Train ``method`` on ``env_id`` for ``budget_env_steps`` environment steps; see the module docstring."""
     if method not in RUNNERS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(RUNNERS)}")
-    return RUNNERS[method](method, dict(options or {}), env_id, policy_cfg, int(budget_env_steps), int(seed),
+    options = dict(options or {})
+    if "num_samples" in options:  # the compare harness's per-entry sample count
+        key = NUM_SAMPLES_MEANS[method]
+        if key in options:
+            raise ValueError(f"{method}: set num_samples or {key}, not both")
+        options[key] = options.pop("num_samples")
+    return RUNNERS[method](method, options, env_id, policy_cfg, int(budget_env_steps), int(seed),
                            backend, int(workers), log)
