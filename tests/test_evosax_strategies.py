@@ -156,7 +156,7 @@ def test_pgpe_needs_an_even_population():
 
 
 def test_cli_train_with_cma_es(tmp_path):
-    """`esrun train configs/rastrigin.yaml strategy.name=cma_es ...` exits 0 and writes summary.json."""
+    """`esrun train configs/rastrigin.yaml strategy.name=cma_es ...` exits 0, writes summary.json, resumes exactly."""
     esrun_bin = Path(sys.executable).parent / "esrun"
     cmd = [str(esrun_bin), "train", str(ROOT / "configs/rastrigin.yaml"), "strategy.name=cma_es",
            f"logging.dir={tmp_path}", "budget.generations=5", "logging.tensorboard=false", "--quiet"]
@@ -168,6 +168,13 @@ def test_cli_train_with_cma_es(tmp_path):
     assert summary["evaluations"] == 5 * summary["population"]
     assert summary["best_fitness"] <= 0.0 and summary["final_eval_return"] <= 0.0
     assert len(summary["params_sha256"]) == 64
+    # The checkpointed evosax state resumes exactly: 5 (CLI) + 3 (resumed) generations = 8 in one go.
+    run_dir = tmp_path / "rastrigin"
+    resumed = esrun.train(run_dir / "config.yaml", "budget.generations=8", resume=run_dir, progress=False)
+    straight = esrun.train(run_dir / "config.yaml", "budget.generations=8", f"logging.dir={tmp_path / 'b'}",
+                           progress=False)
+    assert resumed.summary["generations"] == straight.summary["generations"] == 8
+    assert resumed.summary["params_sha256"] == straight.summary["params_sha256"]
 
 
 def test_rastrigin_config_reaches_below_one(tmp_path):
