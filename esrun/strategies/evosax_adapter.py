@@ -11,11 +11,13 @@ state *before* the generation's ask, the evosax params, the run key and a genera
 
 ``member_params`` and ``tell`` both recompute the same ask (same key, same state -> the same ``X_g`` and the same
 post-ask state ``s'_g``, e.g. CMA-ES's eigendecomposition or xNES's stored ``z``), so any replica can evaluate
-any slice and apply the update from fitness scalars only. Memory is O(population x P) (O(P^2) for CMA-ES and
-xNES): these strategies are for small and medium parameter counts; OpenAI-ES (``openai_es``) is the large-P one.
+any slice and apply the update from fitness scalars only. Each call rebuilds the whole ``X_g`` (an evaluation
+chunk costs O(population x P) work and memory, O(P^2) for CMA-ES and xNES, which refuse more than
+``FULL_COVARIANCE_MAX_PARAMS``): these strategies are for small and medium parameter counts; the native
+``openai_es`` is the large-P one (``tell_chunk`` applies only to it).
 
 **Fitness sign.** esrun maximizes fitness (returns); evosax minimizes. The only sign flip is in ``tell`` above:
-evosax receives ``-F``. Metrics that come back are expressed in esrun's (maximized) convention.
+evosax receives ``-F``. The metrics returned (``sigma``: mean std, ``step_norm``, ``mean_norm``) carry no sign.
 
 Mapping of ``StrategyConfig`` (fields not listed are ignored by that strategy):
 
