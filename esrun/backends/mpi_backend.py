@@ -25,6 +25,7 @@ from esrun.runner.evaluator import params_hash
 
 LAUNCH_HINT = "launch it with: mpiexec -n N esrun train CONFIG backend.type=mpi"
 HASH_BYTES = 64  # hex SHA-256
+POLL_S = 0.0005  # sleep between tests of a pending collective
 
 
 def launched_by_mpiexec() -> bool:
@@ -50,9 +51,21 @@ class MPIBackend(Backend):
         self.meter = CommMeter(self.size)
         self.eval_seconds = 0.0
 
+    # -- waiting --------------------------------------------------------------------------------------
+    def _wait(self, request) -> None:
+        """Complete a nonblocking operation, sleeping between tests. A rank waiting in a blocking MPICH collective
+        spins at 100% CPU; with ranks sharing cores that would take the CPU from the rank still evaluating."""
+        while not request.Test():
+            time.sleep(POLL_S)
+
+    def _all_arrived(self) -> None:
+        """Return once every rank has reached this point (a barrier that sleeps instead of spinning)."""
+        self._wait(self.comm.Ibarrier())
+
     # -- replica integrity ----------------------------------------------------------------------------
     def _check_replicas(self, state, when: str):
         """Allgather the mean's hash; if the ranks disagree, rank 0's full state replaces every other's."""
+        self._all_arrived()
         hashes = self.comm.allgather(params_hash(self.evaluator.mean(state)))
         for r in range(self.size):
             self.meter.worker_sent(r, HASH_BYTES * (self.size - 1))
@@ -82,10 +95,10 @@ class MPIBackend(Backend):
         mine_results = self.evaluator.evaluate_chunks(state, mine)
         payload = np.frombuffer(encode_results(mine, mine_results, time.perf_counter() - t0), np.uint8)
         sizes = np.zeros(self.size, np.int64)
-        self.comm.Allgather(np.array([payload.size], np.int64), sizes)
+        self._wait(self.comm.Iallgather(np.array([payload.size], np.int64), sizes))
         gathered = np.empty(int(sizes.sum()), np.uint8)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        self.comm.Allgatherv(payload, [gathered, sizes, offsets, self.MPI.BYTE])
+        self._wait(self.comm.Iallgatherv(payload, [gathered, sizes, offsets, self.MPI.BYTE]))
         results: dict[int, object] = {}
         self.eval_seconds = 0.0  # longest time one rank spent evaluating this generation
         for r in range(self.size):
@@ -112,6 +125,7 @@ class MPIBackend(Backend):
         for r in range(1, self.size):
             self.meter.worker_received(r, nbytes)
         self.meter.worker_sent(0, nbytes * (self.size - 1))
+        self._all_arrived()  # rank 0 may still be evaluating the mean policy
         return self.comm.bcast(value, root=0)
 
     def comm_metrics(self) -> dict[str, float]:
