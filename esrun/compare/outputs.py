@@ -88,7 +88,9 @@ def results_markdown(rows: list[dict], header: str, x_name: str) -> str:
 
 
 def write_tables(run_dir: Path, results: list[dict], labels: list[str], header: str, x_name: str) -> list[dict]:
-    _write_csv(run_dir / "results_per_seed.csv", results, list(PER_SEED_FIELDS))
+    extra = sorted({k for r in results for k, v in r.items() if k not in PER_SEED_FIELDS and k not in ("curve", "entry")
+                    and isinstance(v, (int, float, str))})
+    _write_csv(run_dir / "results_per_seed.csv", results, [*PER_SEED_FIELDS, *extra])
     rows = aggregate(results, labels)
     fields = ["label", "estimator", "seeds", "num_samples", "evals_per_estimate"]
     for f in SUMMARY_FIELDS:

@@ -34,11 +34,20 @@ DIAG_POINTS_KEY = 4242
 REFERENCE_KEY = 999
 
 
+_PREPARED: dict[str, tuple] = {}
+
+
 def prepare(cfg) -> tuple[CompareTask, list[Method]]:
-    """The task and every estimator entry, validated: raises UserError (one line) before any work starts."""
-    task = build_task(cfg.task)
-    methods = [make_method(task, e.name, e.num_samples or cfg.samples, e.options, e.row) for e in cfg.estimators]
-    return task, methods
+    """The task and every estimator entry, validated: raises UserError (one line) before any work starts.
+
+    Cached per config in this process (the driver validates, then runs the same entries locally).
+    """
+    key = cfg.model_dump_json(include={"task", "estimators", "samples"})
+    if key not in _PREPARED:
+        task = build_task(cfg.task)
+        methods = [make_method(task, e.name, e.num_samples or cfg.samples, e.options, e.row) for e in cfg.estimators]
+        _PREPARED[key] = (task, methods)
+    return _PREPARED[key]
 
 
 def _optimizer(name: str, lr: float):
