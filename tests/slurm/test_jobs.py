@@ -28,7 +28,7 @@ def _submit(tmp_path: Path, *args: str) -> tuple[str, list[Path]]:
 
 def _finish(cluster, job: str, run_dirs: list[Path], timeout: float = 600) -> list[dict]:
     states = wait_job(cluster, job, timeout=timeout)
-    assert set(states) <= {"COMPLETED"}, (states, [job_output(d) for d in run_dirs])
+    assert set(states) <= {"COMPLETED"}, (states, [job_output(d) for d in run_dirs], cluster.logs())
     return [summary(d) for d in run_dirs]
 
 
@@ -135,6 +135,7 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster, local
     out = job_output(run_dir)
     assert "esrun-slurm: SIGUSR1: asking the run to checkpoint" in out, out
     assert f"scontrol requeue {job}" in out, out
+    assert "esrun-slurm: requeued; this life of the job ends here" in out, out
     assert f"esrun-slurm: job {job} (restart 1) resumes {run_dir}" in out, out
     assert s["generations"] == 6 and s["stop_reason"].startswith("generations"), out
     assert s["params_sha256"] == local_hashes("budget.generations=6"), out
