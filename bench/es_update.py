@@ -1,6 +1,6 @@
 """The ES update at scale: peak memory and seconds of esrun's chunked OpenAI-ES ``tell`` beside evosax ``Open_ES``.
 
-    .venv/bin/python bench/es_update.py [--params 1000000] [--population 1024] [--tell-chunk 64] [--reps 1]
+    .venv/bin/python bench/es_update.py [--params 1000000] [--population 1024] [--tell-chunk 64,16] [--reps 1]
 
 Every variant runs in a fresh interpreter (``bench/_common.run_child``) and reports
 

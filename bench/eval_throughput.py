@@ -20,10 +20,13 @@ The JAX-native CartPole (esrun.tasks.jax_env, another engineer's module) is time
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
+# the XLA threading `esrun train` runs with (esrun/cli.py): one policy call costs ~3x less with it on this machine
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+sys.path.insert(0, os.path.dirname(__file__))
 import _common as C  # noqa: E402
 
 import jax  # noqa: E402
@@ -183,13 +186,22 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-hopper", action="store_true")
     p.add_argument("--skip-jax", action="store_true")
+    p.add_argument("--only", default="", help="comma-separated ENV:E:W settings to run (W 0 = all jobs), e.g. "
+                   "CartPole-v1:1:16,CartPole-v1:4:32")
     a = p.parse_args()
     C.machine_header("bench/eval_throughput.py " + " ".join(sys.argv[1:]))
+    print(f"# XLA_FLAGS={os.environ.get('XLA_FLAGS')!r} (as esrun train sets them)")
     print(f"# chunks of {CHUNK} members, generation-0 population (x0 + {SIGMA} eps); "
           f"best of {a.rounds} interleaved rounds", flush=True)
     settings = [("CartPole-v1", [16], e, w) for e, w in ((1, None), (1, 32), (1, 16), (4, None), (4, 64), (4, 32))]
     if not a.skip_hopper:
         settings += [("Hopper-v5", [32, 32], e, w) for e, w in ((1, None), (1, 32))]
+    if a.only:
+        hidden = {"CartPole-v1": [16], "Hopper-v5": [32, 32]}
+        settings = []
+        for item in a.only.split(","):
+            env_id, e, w = item.split(":")
+            settings.append((env_id, hidden.get(env_id, [32, 32]), int(e), int(w) or None))
     rows = []
     for env_id, hidden, e, w in settings:
         r = bench_setting(env_id, hidden, e, w, a.seconds, a.rounds)
