@@ -94,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     if argv and argv[0] == "compare":
         return _run_guarded(lambda: _delegate("esrun.compare.cli", argv[1:]))
     if argv and argv[0] == "slurm":

@@ -114,3 +114,16 @@ def test_gym_task_fitness_equals_a_plain_episode_loop():
             obs, r, term, trunc, _ = single.step(a)
             total += r
         assert total == pytest.approx(ret[j], rel=1e-6)
+
+
+def test_range_params_equals_member_params():
+    """The pair-sharing fast path of OpenAI-ES gives the rows of member_params (to the last bit or so)."""
+    from esrun.strategies.openai_es import OpenAIES
+
+    s = OpenAIES(num_params=33, population=24, sigma_init=0.3)
+    st = s.init(jax.random.PRNGKey(4), jnp.linspace(-1, 1, 33))
+    st = st._replace(generation=jnp.int32(5))
+    for start, size in ((0, 8), (8, 8), (16, 8), (4, 6)):
+        fast = jax.jit(s.range_params, static_argnums=2)(st, jnp.int32(start), size)
+        ref = s.member_params(st, jnp.arange(start, start + size))
+        np.testing.assert_allclose(np.asarray(fast), np.asarray(ref), rtol=1e-6, atol=1e-7)

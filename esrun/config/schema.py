@@ -74,7 +74,9 @@ class StrategyConfig(_Section):
     learning_rate: float = Field(0.01, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 coefficient: grad <- grad - wd * mean")
-    tell_chunk: int = Field(64, gt=0, description="pairs regenerated per step of the chunked update")
+    tell_chunk: int = Field(
+        32, gt=0, description="noise vectors regenerated per step of the chunked update (memory ~ 16 B x chunk x P)"
+    )
 
     @model_validator(mode="after")
     def _even_population(self):

@@ -63,6 +63,10 @@ class Evaluator:
         self.num_chunks = pop // self.chunk_size
         self.root = jax.random.PRNGKey(cfg.seed)
         self._member_params = jax.jit(self.strategy.member_params)
+        # Chunks start at multiples of chunk_size; an even chunk then holds whole antithetic pairs.
+        self._range_params = None
+        if hasattr(self.strategy, "range_params") and self.chunk_size % 2 == 0:
+            self._range_params = jax.jit(self.strategy.range_params, static_argnums=2)
         self._tell = jax.jit(self.strategy.tell)
         self.uses_obs_stats = bool(getattr(cfg.task, "obs_norm", False))
 
@@ -88,8 +92,11 @@ class Evaluator:
         """ChunkResults of ``chunk_ids`` (in the given order) for generation ``state.generation``."""
         out = []
         for c in chunk_ids:
-            members = jnp.arange(c * self.chunk_size, (c + 1) * self.chunk_size, dtype=jnp.int32)
-            params = self._member_params(state.strategy, members)
+            if self._range_params is not None:
+                params = self._range_params(state.strategy, jnp.int32(c * self.chunk_size), self.chunk_size)
+            else:
+                members = jnp.arange(c * self.chunk_size, (c + 1) * self.chunk_size, dtype=jnp.int32)
+                params = self._member_params(state.strategy, members)
             out.append(self.task.evaluate(params, self.chunk_key(state.generation, c), state.obs_stats))
         return out
 

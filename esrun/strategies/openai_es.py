@@ -54,7 +54,7 @@ class OpenAIES(Strategy):
     learning_rate: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
-    tell_chunk: int = 64
+    tell_chunk: int = 32
 
     def _opt(self) -> optax.GradientTransformation:
         if self.optimizer == "adam":
@@ -84,6 +84,22 @@ class OpenAIES(Strategy):
             index, sign = members, jnp.ones(members.shape, jnp.float32)
         eps = jax.vmap(lambda k: noise(state.key, state.generation, k, self.num_params))(index)
         return state.mean[None, :] + state.sigma * sign[:, None] * eps
+
+    def range_params(self, state: OpenESState, start: jax.Array, size: int) -> jax.Array:
+        """Parameters of members ``start .. start + size - 1``: ``[size, P]``, the rows of ``member_params``.
+
+        With antithetic sampling and an even ``start`` and ``size`` the range holds whole pairs, so each pair's
+        noise is drawn once and used with both signs (half the noise generation of ``member_params``). The two
+        are separate XLA programs and may round the last bit differently (fused multiply-add); determinism does
+        not depend on it, because every process evaluates a chunk through the same one (Evaluator).
+        """
+        if not (self.antithetic and size % 2 == 0):
+            return self.member_params(state, start + jnp.arange(size, dtype=jnp.int32))
+        pairs = start // 2 + jnp.arange(size // 2, dtype=jnp.int32)
+        eps = jax.vmap(lambda k: noise(state.key, state.generation, k, self.num_params))(pairs)
+        step = state.sigma * eps
+        both = jnp.stack([state.mean[None, :] + step, state.mean[None, :] + (-step)], axis=1)
+        return both.reshape(size, self.num_params)
 
     def mean(self, state: OpenESState) -> jax.Array:
         return state.mean
