@@ -112,3 +112,37 @@ def test_cartpole_pg_config_is_valid():
             assert set(opts) <= set(ES_DEFAULTS)
         else:
             resolve_options(e.name, opts)
+
+
+MPI_SCRIPT = """
+import json, sys
+from esrun.compare.rl import run_rl_method
+from esrun.config.schema import PolicyConfig
+out = run_rl_method("rloo", json.loads(sys.argv[1]), "CartPole-v1", PolicyConfig(type="mlp", hidden=[32, 32]),
+                    int(sys.argv[2]), 0, "mpi", 2, lambda s, m: None)
+print("RESULT " + json.dumps({k: out[k] for k in ("params_sha256", "bytes_per_iteration", "replicas_identical",
+                                                   "workers", "env_steps")}), flush=True)
+"""
+
+
+def test_mpi_allreduce_matches_local(tmp_path):
+    """Two MPI ranks (comm.Allreduce) end at the parameters of the in-process run, bit for bit."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "rloo_mpi.py"
+    script.write_text(MPI_SCRIPT)
+    opts = {**PG_COMMON, **SMALL["rloo"], "eval_every": 100}
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script), json.dumps(opts), "600"],
+                          capture_output=True, text=True, timeout=300)
+    lines = [json.loads(x[len("RESULT "):]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert proc.returncode == 0 and len(lines) == 2, proc.stderr[-2000:]
+    local, _ = _run("rloo", opts, 600, backend="local")
+    for r in lines:
+        assert r["workers"] == 2 and r["replicas_identical"] and r["env_steps"] == local["env_steps"]
+        assert r["params_sha256"] == local["params_sha256"]
+        floor = 2 * 4 * NUM_PARAMS  # one Allreduce of a float32 [P] buffer per iteration, sent and received
+        assert floor <= r["bytes_per_iteration"] <= floor + 1000
