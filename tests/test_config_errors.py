@@ -75,3 +75,10 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
+
+
+def test_section_shorthands():
+    cfg = load_config(CARTPOLE, ["backend=ray", "strategy=cma_es"])
+    assert cfg.backend.type == "ray" and cfg.strategy.name == "cma_es"
+    with pytest.raises(ConfigError, match="backend.type = 'spark'"):
+        load_config(CARTPOLE, ["backend=spark"])

@@ -100,9 +100,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), parsed
 
 
+SHORTHANDS = {"backend": "type", "task": "type", "policy": "type", "strategy": "name"}
+"""``backend=mpi`` means ``backend.type=mpi``; ``strategy=cma_es`` means ``strategy.name=cma_es``."""
+
+
 def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
     for text in overrides:
         path, value = parse_override(text)
+        if len(path) == 1 and path[0] in SHORTHANDS and isinstance(value, str):
+            path = [path[0], SHORTHANDS[path[0]]]
         cur = raw
         for part in path[:-1]:
             nxt = cur.get(part)
