@@ -2,11 +2,14 @@
 
 The runner holds the coordinator's replica of the run state and drives every generation through a backend:
 
-    backend.start(state)                 once: workers receive the full state (a fresh or restarted worker too)
+    state = backend.start(state) or state      once: workers receive the full state (a fresh or restarted worker
+                                         too); may return a replacement state (an MPI rank adopting rank 0's)
     results = backend.evaluate(state)    fitness of every chunk of generation ``state.generation``:
                                          a list of ChunkResult in chunk order (workers get only (g, chunk ids))
-    backend.tell(fitness, obs_delta, state)   the replicas apply the same update the coordinator applied
-                                         (only the fitness vector and merged observation statistics travel)
+    state = backend.tell(fitness, obs_delta, state) or state
+                                         the replicas apply the same update the coordinator applied (only the
+                                         fitness vector and merged observation statistics travel); a replacement
+                                         state is returned after a replica-hash mismatch resync
     backend.agree(value)                 the coordinator's decision (stop reason) seen by every process (MPI)
     backend.close()
 
@@ -35,7 +38,7 @@ class Backend(abc.ABC):
     workers: int = 1
 
     @abc.abstractmethod
-    def start(self, state) -> None: ...
+    def start(self, state): ...
 
     @abc.abstractmethod
     def evaluate(self, state) -> list: ...
