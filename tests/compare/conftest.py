@@ -1,6 +1,7 @@
 """Session-scoped cache of compare runs, so a config run once serves several tests."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,8 +10,28 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+FAST_COMPILE_ENV = "JAX_DISABLE_MOST_OPTIMIZATIONS"
+
+
 @pytest.fixture(scope="session")
-def compare_runs(tmp_path_factory):
+def fast_compile():
+    """XLA without most optimizations: halves the compile time that dominates these small runs (here and in the
+    Ray / mpiexec processes the tests start, so that their floating-point results match the in-process ones)."""
+    import jax
+
+    old_env, old_cfg = os.environ.get(FAST_COMPILE_ENV), jax.config.jax_disable_most_optimizations
+    os.environ[FAST_COMPILE_ENV] = "1"
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old_cfg)
+    if old_env is None:
+        os.environ.pop(FAST_COMPILE_ENV, None)
+    else:
+        os.environ[FAST_COMPILE_ENV] = old_env
+
+
+@pytest.fixture(scope="session")
+def compare_runs(tmp_path_factory, fast_compile):
     """run(config_path, overrides) -> (cfg, CompareResult), memoized per session."""
     from esrun.compare import load_compare_config, run_compare
 
