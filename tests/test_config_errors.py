@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CONFIGS, run_esrun
+from esrun_helpers import CONFIGS, run_esrun
 from esrun.config import ConfigError, load_config
 
 CARTPOLE = str(CONFIGS / "cartpole.yaml")

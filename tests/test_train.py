@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, esrun_cmd, read_summary, run_esrun
+from esrun_helpers import CONFIGS, esrun_cmd, read_summary, run_esrun
 
 SUMMARY_KEYS = {"generations", "env_steps", "evaluations", "wall_seconds", "best_fitness", "final_eval_return",
                 "backend", "workers", "bytes_per_generation", "params_sha256"}
