@@ -91,14 +91,15 @@ def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 600)
 
 
 def _release_requeued(cluster, job: str, timeout: float = 300) -> None:
-    """Wait until the job is requeued (Restarts=1), then let it start at once: SLURM holds a requeued job for about
-    two minutes (Reason=BeginTime)."""
+    """Wait until the job is requeued (Restarts=1), then let it start 10 s later instead of SLURM's two minutes
+    (Reason=BeginTime). Not at once: slurmd refuses to launch a job it is still tearing down ("already killed")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         (fields,) = job_fields(cluster, job)
         if int(fields["Restarts"]) >= 1:
             if fields["JobState"] == "PENDING":
-                cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+                r = cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+10", check=False)
+                assert r.returncode == 0, r.stderr
             return
         time.sleep(0.5)
     raise AssertionError(f"job {job} was not requeued within {timeout} s")
