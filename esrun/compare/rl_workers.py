@@ -413,14 +413,19 @@ class RayPool(Pool):
 
     def __init__(self, spec: dict, workers: int, address=None):
         import math
+        import os
 
-        from esrun.backends.ray_backend import connect
+        from esrun.backends.ray_backend import FORWARDED_ENV, connect
 
         super().__init__(spec, workers)
         self.ray, self._owns = connect(address)
         cpus = self.ray.cluster_resources().get("CPU", 1.0)
         per_worker = min(1.0, math.floor(cpus / workers * 1e4) / 1e4) or 0.0001
-        actor = self.ray.remote(WireReplica).options(num_cpus=per_worker)
+        opts = {"num_cpus": per_worker}
+        env = {k: os.environ[k] for k in (*FORWARDED_ENV, "JAX_DISABLE_MOST_OPTIMIZATIONS") if k in os.environ}
+        if env:  # the actors' jitted numerics must match the driver's replica
+            opts["runtime_env"] = {"env_vars": env}
+        actor = self.ray.remote(WireReplica).options(**opts)
         self.actors = [actor.remote(spec, w) for w in range(workers)]
         self.driver = PGReplica(spec, -1)
         self._pending: list = []  # apply calls not yet confirmed (errors surface at the next collect)

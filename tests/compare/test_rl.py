@@ -27,7 +27,9 @@ PG_COMMON = {"episodes_per_worker": 4, "eval_every": 1, "eval_episodes": 5, "fin
 
 
 @pytest.fixture(scope="module")
-def ray_session():
+def ray_session(fast_compile):
+    """One Ray session for the module, started after XLA's optimizations are turned off (tests/compare/conftest.py)
+    so that the actors compile as fast as the driver and with the same numerics."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
@@ -125,7 +127,7 @@ print("RESULT " + json.dumps({k: out[k] for k in ("params_sha256", "bytes_per_it
 """
 
 
-def test_mpi_allreduce_matches_local(tmp_path):
+def test_mpi_allreduce_matches_local(tmp_path, fast_compile):
     """Two MPI ranks (comm.Allreduce) end at the parameters of the in-process run, bit for bit."""
     import json
     import subprocess
