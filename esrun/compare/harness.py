@@ -49,6 +49,10 @@ def _run_estimators(cfg) -> Optional[CompareResult]:
     from esrun.compare.run import prepare
 
     task, methods = prepare(cfg)  # refuses an estimator that does not apply, before any work
+    for e, m in zip(cfg.estimators, methods):
+        if m.evals > cfg.budget.evaluations:
+            raise UserError(f"budget.evaluations = {cfg.budget.evaluations}: less than one estimate of "
+                            f"estimators[{e.row}] ({m.evals} calls of f)")
     if cfg.backend.type == "mpi":
         _is_root(cfg)  # refuses a process mpiexec did not start, before any work
     results = run_jobs(cfg)
