@@ -19,7 +19,7 @@ def fast_compile():
     Ray / mpiexec processes the tests start, so that their floating-point results match the in-process ones)."""
     import jax
 
-    old_env, old_cfg = os.environ.get(FAST_COMPILE_ENV), jax.config.jax_disable_most_optimizations
+    old_env, old_cfg = os.environ.get(FAST_COMPILE_ENV), jax.config.read("jax_disable_most_optimizations")
     os.environ[FAST_COMPILE_ENV] = "1"
     jax.config.update("jax_disable_most_optimizations", True)
     yield
