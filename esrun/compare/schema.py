@@ -106,7 +106,7 @@ TASK_MODELS = {m.model_fields["type"].default: m for m in
 
 class EstimatorEntry(_Section):
     name: str = Field(description="an estimator (esrun.compare.methods.METHODS) or, for gym tasks, an RL method")
-    label: Optional[str] = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_.+=\-]+$",
+    label: Optional[str] = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_+=\-][A-Za-z0-9_.+=\-]*$",
                                  description="row name and TensorBoard directory (default: name)")
     num_samples: Optional[int] = Field(None, ge=1, description="samples (or antithetic pairs) per estimate")
     learning_rate: Optional[float] = Field(None, gt=0.0, description="overrides optimizer.learning_rate")
@@ -147,7 +147,7 @@ class LoggingSection(_Section):
 
 
 class CompareConfig(_Section):
-    name: str = Field("compare", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field("compare", min_length=1, pattern=r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
     seed: int = Field(0, ge=0)
     seeds: int = Field(3, ge=1, le=100)
     task: TaskConfig = Field(default_factory=BernoulliToyTask)

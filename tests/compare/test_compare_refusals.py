@@ -47,6 +47,8 @@ def _refused(capsys, tmp_path, *args):
     ((TOY, "estimators.1.label=REINFORCE"), "label 'REINFORCE' is used twice"),
     ((TOY, "budget.env_steps=100"), "budget.env_steps: only gym tasks"),
     ((TOY, "backend.type=slurm"), "backend.type = 'slurm'"),
+    ((TOY, "estimators.0.label=.."), "estimators.0.label = '..': string should match pattern"),
+    ((TOY, "name=.."), "name = '..': string should match pattern"),
     ((TOY, "budget.evaluations=2"), "budget.evaluations = 2: less than one estimate of estimators[REBAR] (3 calls"),
 ])
 def test_refused_with_one_line(capsys, tmp_path, args, expected):
