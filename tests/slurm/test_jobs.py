@@ -100,7 +100,10 @@ def _release_requeued(cluster, job: str, timeout: float = 300) -> None:
             if fields["JobState"] == "PENDING":
                 r = cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+10", check=False)
                 assert r.returncode == 0, r.stderr
-            return
+                return
+            if fields["JobState"] in ("RUNNING", "COMPLETED"):
+                return  # already on its way again
+            # still COMPLETING its previous life: wait for PENDING
         time.sleep(0.5)
     raise AssertionError(f"job {job} was not requeued within {timeout} s")
 
