@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """Base of every error caused by user input (config, arguments, files, cluster addresses)."""
+
+
+class OptionError(UserError, ValueError):
+    """A bad option value or name (also a ValueError, for callers that treat it as one)."""

@@ -33,17 +33,26 @@ def launched_by_mpiexec() -> bool:
     return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE"))
 
 
+def mpi_world(hint: str = LAUNCH_HINT):
+    """``(MPI module, COMM_WORLD)`` for a process that mpiexec (or srun) started.
+
+    The one place outside tests that imports mpi4py (DESIGN.md: side effects and cluster imports live in
+    backends/); esrun compare's job map and its data-parallel policy-gradient pool use it too. A single process
+    that no process manager started is a user mistake: one line saying how to launch.
+    """
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() == 1 and not launched_by_mpiexec():
+        raise UserError(f"backend.type=mpi needs processes started by mpiexec, but this is a single process; {hint}")
+    return MPI, comm
+
+
 class MPIBackend(Backend):
     def __init__(self, cfg, evaluator):
-        from mpi4py import MPI
-
-        self.MPI = MPI
-        self.comm = MPI.COMM_WORLD
+        self.MPI, self.comm = mpi_world()
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
-        if self.size == 1 and not launched_by_mpiexec():
-            raise UserError(f"backend.type=mpi needs processes started by mpiexec, but this is a single "
-                            f"process; {LAUNCH_HINT}")
         self.evaluator = evaluator
         self.workers = self.size
         self.is_coordinator = self.rank == 0

@@ -61,14 +61,9 @@ def _ray(cfg) -> list[dict]:
 
 def mpi_world():
     """(comm, rank, size) of MPI.COMM_WORLD; refuses a process that mpiexec did not start."""
-    from esrun.backends.mpi_backend import launched_by_mpiexec
+    from esrun.backends.mpi_backend import mpi_world as world
 
-    from mpi4py import MPI
-
-    comm = MPI.COMM_WORLD
-    if comm.Get_size() == 1 and not launched_by_mpiexec():
-        raise UserError("backend.type=mpi needs processes started by mpiexec, but this is a single process; "
-                        "launch it with: mpiexec -n N esrun compare CONFIG backend.type=mpi")
+    _, comm = world("launch it with: mpiexec -n N esrun compare CONFIG backend.type=mpi")
     return comm, comm.Get_rank(), comm.Get_size()
 
 

@@ -25,6 +25,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from esrun.errors import OptionError
 from esrun.compare.rl_workers import METHODS, POOLS, initial_key, resolve_options, updates_per_iteration
 
 EVAL_STREAM = 7
@@ -78,7 +79,7 @@ def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
     policy = _policy_dict(policy_cfg)
     spec = {"method": method, "options": o, "env_id": env_id, "policy": policy, "seed": int(seed)}
     if backend not in POOLS:
-        raise ValueError(f"backend must be one of {sorted(POOLS)}, got {backend!r}")
+        raise OptionError(f"backend must be one of {sorted(POOLS)}, got {backend!r}")
     pool = POOLS[backend](spec, workers)
     evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"]) if pool.is_coordinator else None
     updates = updates_per_iteration(o)
@@ -167,7 +168,7 @@ def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
 
     unknown = sorted(set(options) - set(ES_DEFAULTS))
     if unknown:
-        raise ValueError(f"es: unknown option(s) {unknown}; allowed: {sorted(ES_DEFAULTS)}")
+        raise OptionError(f"es: unknown option(s) {unknown}; allowed: {sorted(ES_DEFAULTS)}")
     o = {**ES_DEFAULTS, **options}
     policy = _policy_dict(policy_cfg)
     t0 = time.perf_counter()
@@ -236,12 +237,12 @@ def run_rl_method(method: str, options: dict, env_id: str, policy_cfg, budget_en
                   backend: str, workers: int, log: Callable[[int, dict], None]) -> dict:
     """Train ``method`` on ``env_id`` for ``budget_env_steps`` environment steps; see the module docstring."""
     if method not in RUNNERS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(RUNNERS)}")
+        raise OptionError(f"unknown method {method!r}; known: {sorted(RUNNERS)}")
     options = dict(options or {})
     if "num_samples" in options:  # the compare harness's per-entry sample count
         key = NUM_SAMPLES_MEANS[method]
         if key in options:
-            raise ValueError(f"{method}: set num_samples or {key}, not both")
+            raise OptionError(f"{method}: set num_samples or {key}, not both")
         options[key] = options.pop("num_samples")
     return RUNNERS[method](method, options, env_id, policy_cfg, int(budget_env_steps), int(seed),
                            backend, int(workers), log)

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from esrun.errors import OptionError
 from esrun.estimators import rl as R
 
 COMMON_DEFAULTS = {
@@ -177,21 +178,21 @@ METHODS: dict[str, PGMethod] = {
 
 
 def resolve_options(method: str, options: dict) -> dict:
-    """Defaults merged with ``options``; an unknown option or an inconsistent size raises ValueError."""
+    """Defaults merged with ``options``; an unknown option or an inconsistent size raises OptionError (a UserError and a ValueError)."""
     if method not in METHODS:
-        raise ValueError(f"unknown policy-gradient method {method!r}; known: {sorted(METHODS)}")
+        raise OptionError(f"unknown policy-gradient method {method!r}; known: {sorted(METHODS)}")
     m = METHODS[method]
     allowed = {**COMMON_DEFAULTS, "epochs": 1, "minibatches": 1, **m.defaults}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"{method}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+        raise OptionError(f"{method}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
     o = {**allowed, **options}
     n = o["episodes_per_worker"]
     if m.grouped and (o["group_size"] < 2 or n % o["group_size"]):
-        raise ValueError(f"{method}: group_size = {o['group_size']} must be >= 2 and divide "
+        raise OptionError(f"{method}: group_size = {o['group_size']} must be >= 2 and divide "
                          f"episodes_per_worker = {n}")
     if n % o["minibatches"]:
-        raise ValueError(f"{method}: minibatches = {o['minibatches']} must divide episodes_per_worker = {n}")
+        raise OptionError(f"{method}: minibatches = {o['minibatches']} must divide episodes_per_worker = {n}")
     return o
 
 
@@ -225,7 +226,7 @@ class PGReplica:
         self.horizon = int(self.o["max_episode_steps"] or probe.spec.max_episode_steps)
         probe.close()
         if action_spec.kind != "discrete":
-            raise ValueError(f"{spec['env_id']}: the policy-gradient baselines need a discrete action space")
+            raise OptionError(f"{spec['env_id']}: the policy-gradient baselines need a discrete action space")
         self.policy = build_policy(PolicyConfig(**spec["policy"]), self.obs_dim, action_spec)
         self.num_params = self.policy.num_params
         self.params = self.policy.init(initial_key(spec["seed"]))
@@ -483,10 +484,9 @@ class MPIPool(Pool):
     ``allgather`` (pickled, measured), gradients by ``Allreduce(SUM)`` of the float32 [P] buffer, then / W."""
 
     def __init__(self, spec: dict, workers: int):
-        from mpi4py import MPI
+        from esrun.backends.mpi_backend import mpi_world
 
-        self.MPI = MPI
-        self.comm = MPI.COMM_WORLD
+        self.MPI, self.comm = mpi_world("launch it with: mpiexec -n N esrun compare CONFIG backend.type=mpi")
         size = self.comm.Get_size()
         super().__init__(spec, size)
         self.rank = self.comm.Get_rank()
