@@ -18,7 +18,6 @@ import os
 from typing import Any
 
 from esrun.compare.run import run_entries
-from esrun.errors import UserError
 
 FORWARDED_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DISABLE_MOST_OPTIMIZATIONS")  # same numerics on workers
 
