@@ -1,4 +1,5 @@
-"""Session-scoped cache of compare runs, so a config run once serves several tests."""
+"""Package-scoped cache of compare runs, so a config run once serves several tests; the fast-compile switch is
+undone when the package ends, so later test folders run with the numerics of the CLI."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 FAST_COMPILE_ENV = "JAX_DISABLE_MOST_OPTIMIZATIONS"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fast_compile():
     """XLA without most optimizations: halves the compile time that dominates these small runs (here and in the
     Ray / mpiexec processes the tests start, so that their floating-point results match the in-process ones)."""
@@ -30,7 +31,7 @@ def fast_compile():
         os.environ[FAST_COMPILE_ENV] = old_env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def compare_runs(tmp_path_factory, fast_compile):
     """run(config_path, overrides) -> (cfg, CompareResult), memoized per session."""
     from esrun.compare import load_compare_config, run_compare
