@@ -142,7 +142,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--params", type=int, default=1_000_000)
     p.add_argument("--population", type=int, default=1024)
-    p.add_argument("--tell-chunk", default="64,16", help="comma-separated; the first is the esrun default 64")
+    p.add_argument("--tell-chunk", default="32,16", help="comma-separated; the first is the esrun default 32")
     p.add_argument("--reps", type=int, default=1, help="timed calls per variant (the fastest is reported)")
     p.add_argument("--child", choices=sorted(CHILDREN))
     a = p.parse_args()
