@@ -83,7 +83,7 @@ def run_dir_for(cfg: Config) -> Path:
     return Path(cfg.logging.dir) / cfg.name
 
 
-def _restore(evaluator: Evaluator, saved: RunState) -> RunState:
+def _restore(saved: RunState) -> RunState:
     import jax
     import jax.numpy as jnp
 
@@ -100,7 +100,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
     config_yaml = dump_config(cfg)
     if resume is not None:
         saved, _ = checkpoint.load(run_dir)
-        state = _restore(evaluator, saved)
+        state = _restore(saved)
     else:
         state = evaluator.init_state()
     if coord:
