@@ -12,7 +12,7 @@ the driver's too -- applies the same Adam step to the same average, so the repli
                        theta, adam = adam_step(theta, adam, g)                     on every replica
 
 So the bytes per worker per iteration are ~ 2 x 4P x U (plus pickle headers and the episode statistics):
-O(num_params), against ES's O(population) (DESIGN.md, "The core protocol"). The bytes are measured from the
+O(num_params), against ES's O(population) (docs/design.md, "The seed protocol"). The bytes are measured from the
 serialized messages (Ray: the pickled arrays; MPI: the Allreduce buffers plus the pickled statistics).
 
 Episodes: N episodes per worker stepped together in one Gymnasium vector env (``gym.make_vec``, sync mode so each

@@ -3,7 +3,7 @@
 A strategy object holds only static, shape-fixing configuration (population size, number of parameters,
 hyperparameters); everything that changes lives in its state pytree, and no method mutates ``self``.
 
-The seed-sharing protocol (DESIGN.md, "The core protocol") needs one thing beyond ask/tell: any replica must be
+The seed-sharing protocol (docs/design.md, "The seed protocol") needs one thing beyond ask/tell: any replica must be
 able to rebuild the parameters of any slice of the population from the state alone,
 
     member_params(state, members: [n] int32) -> [n, num_params]
@@ -81,7 +81,7 @@ class Strategy(abc.ABC):
         """The current solution (search-distribution mean): ``[num_params]``."""
 
     def ask(self, key: jax.Array, state: Any):
-        """DESIGN.md's ``ask``: a lazy view of the population (a function of member indices) and the state.
+        """The interface's ``ask`` (docs/design.md, "Interfaces"): a lazy view of the population (a function of member indices) and the state.
 
         ``key`` is accepted for interface compatibility; the generation's randomness comes from the state.
         """
