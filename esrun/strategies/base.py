@@ -81,7 +81,8 @@ class Strategy(abc.ABC):
         """The current solution (search-distribution mean): ``[num_params]``."""
 
     def ask(self, key: jax.Array, state: Any):
-        """The interface's ``ask`` (docs/design.md, "Interfaces"): a lazy view of the population (a function of member indices) and the state.
+        """The interface's ``ask`` (docs/design.md, "Interfaces"): a lazy view of the population (a function of
+        member indices) and the state.
 
         ``key`` is accepted for interface compatibility; the generation's randomness comes from the state.
         """
