@@ -12,9 +12,19 @@ after that only the messages of ``esrun.backends.comm`` travel:
                generations answers the SHA-256 of its mean, compared with the coordinator's
 
 Scheduling: the generation's chunks form a queue; each idle worker is handed the next chunk, so a slow worker
-takes fewer chunks and never holds the generation back by more than one chunk. Fault tolerance: actors are
-created with unlimited restarts; a chunk whose worker died goes back to the head of the queue (another worker
-takes it), and the restarted actor gets the full state once before it takes work again. Since a member's fitness
+takes fewer chunks and never holds the generation back by more than one chunk. Actors are placed with Ray's
+``SPREAD`` strategy, so the loss of one node takes as few workers as possible.
+
+Fault tolerance. Actors are created with unlimited restarts; a chunk whose worker died goes back to the head of the
+queue (another worker takes it), and the restarted actor gets the full state once before it takes work again. A
+chunk that is not answered within
+
+    timeout = max(backend.chunk_timeout, backend.chunk_timeout_factor x median(last 64 chunk times))
+
+(a stopped or hung worker, a straggler) is also put back on the queue: another worker evaluates a copy and the
+first answer wins; the straggler is not interrupted, takes no new chunk until it answers, and its late answer (a
+chunk already evaluated, or of a past generation) is discarded and counted in ``late_results``. Its tells keep
+their order on the actor, so a straggler that wakes up applies them and is in step again. Since a member's fitness
 depends only on (seed, generation, member), the final parameters equal those of an undisturbed run.
 """
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import statistics
 import threading
 import time
 from collections import Counter, deque
@@ -37,6 +48,7 @@ CONNECT_TIMEOUT_S = 20.0  # with the 5 s probe, an unreachable cluster fails wel
 START_TIMEOUT_S = 600.0  # actors that cannot be placed (too few CPUs) fail instead of waiting for ever
 MAX_FAILURES_PER_WORKER = 20  # deaths tolerated per worker and run before giving up
 FORWARDED_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64")  # jit numerics must match the coordinator's
+CHUNK_TIME_WINDOW = 64  # chunk times (submission to answer) the straggler timeout takes its median over
 
 
 class Replica:
@@ -140,7 +152,8 @@ class RayBackend(Backend):
     """Coordinator side: a chunk queue over N replica actors; see the module docstring.
 
     Every call to an actor is an entry of ``self._calls``: ``ref -> (kind, worker, seq, extra)`` with kind
-    ``chunk`` (extra: the chunk id), ``tell`` (extra: the hash expected, or None) or ``sync``. Calls to one actor
+    ``chunk`` (extra: (generation, chunk id)), ``tell`` (extra: the hash expected, or None) or ``sync``.
+    ``self._chunk_t0`` holds the submission time of every chunk call in flight, for the straggler timeout. Calls to one actor
     run in submission order, so a sync followed by a tell leaves the replica one generation on. A worker takes
     chunks when no sync of it is in flight, so a restarting worker never holds a chunk others could evaluate.
     An answer from a call made before the worker's latest sync (``seq < last_sync``) cannot make it stale again.
@@ -157,8 +170,13 @@ class RayBackend(Backend):
         self.actors: list = []
         self.pids: list[int] = []  # current process id of each worker (tests kill workers by pid)
         self.busy: dict[int, int] = {}  # worker -> chunk it is evaluating now
-        self.requeued_chunks = 0
-        self.chunks_by_pid: Counter = Counter()  # chunks evaluated by each worker process
+        self.requeued_chunks = 0  # chunks put back on the queue: their worker died, or answered STALE
+        self.straggler_chunks = 0  # chunks also given to another worker after the straggler timeout
+        self.late_results = 0  # answers discarded: chunk already evaluated by another worker, or a past generation
+        self.chunks_by_pid: Counter = Counter()  # chunks accepted from each worker process
+        self._chunk_t0: dict = {}
+        self._backed_up: set = set()  # chunk calls already copied to the queue after the timeout
+        self._chunk_times: deque = deque(maxlen=CHUNK_TIME_WINDOW)
         self._failures = 0
         self._calls: dict = {}
         self._seq = 0
@@ -176,7 +194,7 @@ class RayBackend(Backend):
         per_worker = min(1.0, math.floor(cpus / self.workers * 1e4) / 1e4) or 0.0001
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         actor_cls = ray.remote(max_restarts=-1, max_task_retries=0)(Replica)
-        opts = {"num_cpus": per_worker}
+        opts = {"num_cpus": per_worker, "scheduling_strategy": "SPREAD"}
         if env:
             opts["runtime_env"] = {"env_vars": env}
         cfg_json = self.cfg.model_dump(mode="json")
@@ -205,6 +223,8 @@ class RayBackend(Backend):
             except Exception:  # noqa: BLE001 - already gone
                 pass
         self.actors, self._calls = [], {}
+        self._chunk_t0.clear()
+        self._backed_up.clear()
         if self._owns_ray:
             self.ray.shutdown()
         self.ray = None
@@ -218,7 +238,10 @@ class RayBackend(Backend):
         fn = getattr(self.actors[w], method)
         if retry:
             fn = fn.options(max_task_retries=-1)
-        self._calls[fn.remote(*args)] = (kind, w, self._seq, extra)
+        ref = fn.remote(*args)
+        self._calls[ref] = (kind, w, self._seq, extra)
+        if kind == "chunk":
+            self._chunk_t0[ref] = time.monotonic()
 
     def _sync(self, w: int, state, blob_cache: dict) -> None:
         """Send worker ``w`` the full state of this generation (once; it takes no chunk until it answers)."""
@@ -238,17 +261,27 @@ class RayBackend(Backend):
             raise RuntimeError(f"ray: workers failed {self._failures} times; giving up")
         log(f"ray: worker {w} (pid {self.pids[w]}) {what}")
 
+    def _requeue(self, chunk_call, state, queue: deque, results: dict) -> bool:
+        """Put a chunk of this generation back at the head of the queue unless it is done or queued already."""
+        g, c = chunk_call
+        if g != state.generation or c in results or c in queue:
+            return False
+        queue.appendleft(c)
+        return True
+
     def _answer(self, ref, state, queue: deque, results: dict, blob_cache: dict) -> None:
         """Handle one finished call (chunk results, a tell's hash, a sync's pid, or a dead worker)."""
         kind, w, seq, extra = self._calls.pop(ref)
         covered = seq < self._last_sync.get(w, 0)  # a later sync already brings this worker up to date
+        t0 = self._chunk_t0.pop(ref, None)
+        self._backed_up.discard(ref)
+        if kind == "chunk":
+            self.busy.pop(w, None)  # a worker has at most one chunk call in flight
         try:
             answer = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
             answer = None
-            if kind == "chunk":
-                self.busy.pop(w, None)
-                queue.appendleft(extra)
+            if kind == "chunk" and self._requeue(extra, state, queue, results):
                 self.requeued_chunks += 1
             if not covered:  # else a later sync, already in flight, brings the restarted worker up to date
                 self._failed(w, f"died during a {kind} in generation {state.generation}"
@@ -264,13 +297,18 @@ class RayBackend(Backend):
                 self.pids[w] = answer
         elif answer == STALE:
             if kind == "chunk":
-                self.busy.pop(w, None)
-                queue.appendleft(extra)
+                self._requeue(extra, state, queue, results)
             if not covered and w not in self._syncing:
                 self._sync(w, state, blob_cache)
         elif kind == "chunk":
-            self.busy.pop(w, None)
             self.meter.worker_sent(w, len(answer))
+            g, c = extra
+            if g != state.generation or c in results:  # another worker answered first: the copy is not counted
+                self.late_results += 1
+                log(f"ray: worker {w} (pid {self.pids[w]}) answered chunk {c} of generation {g} late "
+                    f"(now {state.generation}); discarded, it was evaluated by another worker")
+                return
+            self._chunk_times.append(time.monotonic() - t0)
             self.chunks_by_pid[self.pids[w]] += 1
             seconds, pairs = decode_results(answer)
             self._busy_seconds[w] += seconds
@@ -281,6 +319,36 @@ class RayBackend(Backend):
             if answer != extra and not covered:
                 log(f"ray: worker {w} replica hash {answer[:12]} != coordinator {extra[:12]}; sending the full state")
                 self._sync(w, state, blob_cache)
+
+    # -- stragglers -----------------------------------------------------------------------------------
+    def chunk_timeout(self) -> float:
+        """Seconds after which a chunk is also given to another worker:
+        ``max(chunk_timeout, chunk_timeout_factor x median(last CHUNK_TIME_WINDOW chunk times))``."""
+        b = self.cfg.backend
+        median = statistics.median(self._chunk_times) if self._chunk_times else 0.0
+        return max(b.chunk_timeout, b.chunk_timeout_factor * median)
+
+    def _back_up_stragglers(self, state, queue: deque, results: dict, now: float) -> float:
+        """Copy every chunk of this generation in flight for longer than the timeout to the head of the queue;
+        returns the seconds until the next chunk in flight reaches the timeout (inf when none will)."""
+        timeout = self.chunk_timeout()
+        wait = math.inf
+        for ref, t0 in self._chunk_t0.items():
+            if ref in self._backed_up:
+                continue
+            _, w, _, extra = self._calls[ref]
+            if extra[0] != state.generation or extra[1] in results:
+                continue
+            left = t0 + timeout - now
+            if left > 0:
+                wait = min(wait, left)
+                continue
+            self._backed_up.add(ref)
+            if self._requeue(extra, state, queue, results):
+                self.straggler_chunks += 1
+                log(f"ray: worker {w} (pid {self.pids[w]}) has not answered chunk {extra[1]} of generation "
+                    f"{extra[0]} within {timeout:.1f} s; another worker evaluates it too")
+        return wait
 
     # -- one generation -----------------------------------------------------------------------------
     def evaluate(self, state) -> list:
@@ -299,14 +367,20 @@ class RayBackend(Backend):
         while len(results) < n:
             free = [w for w in range(self.workers) if w not in self.busy and w not in self._syncing]
             for w in free:
+                while queue and queue[0] in results:  # a copy whose original answered meanwhile
+                    queue.popleft()
                 if not queue:
                     break
                 c = queue.popleft()
-                self._call("chunk", w, "evaluate", g, [c], extra=c)
+                self._call("chunk", w, "evaluate", g, [c], extra=(g, c))
                 self.meter.worker_received(w, len(dumps((g, [c]))))
                 self.busy[w] = c
-            (ref,), _ = ray.wait(list(self._calls), num_returns=1)
-            self._answer(ref, state, queue, results, blob_cache)
+            wait = self._back_up_stragglers(state, queue, results, time.monotonic())
+            if queue and any(w not in self.busy and w not in self._syncing for w in range(self.workers)):
+                continue  # a chunk was just copied to the queue and a worker is free to take it
+            done, _ = ray.wait(list(self._calls), num_returns=1, timeout=None if math.isinf(wait) else wait)
+            for ref in done:
+                self._answer(ref, state, queue, results, blob_cache)
         out = [results[c] for c in range(n)]
         # the evaluation on the critical path: the worker that spent longest evaluating this generation
         self.eval_seconds = max(self._busy_seconds.values(), default=0.0)

@@ -91,6 +91,10 @@ class BackendConfig(_Section):
     address: Optional[str] = Field(None, description="Ray: unset = local ray.init; 'auto' or host:port")
     chunk_size: Optional[int] = Field(None, ge=1, description="members per evaluation chunk (divides population)")
     hash_every: int = Field(10, ge=1, description="compare replica hashes every N generations")
+    chunk_timeout: float = Field(60.0, gt=0, description="Ray: a chunk not answered after max(this many seconds, "
+                                 "chunk_timeout_factor x median chunk time) is also given to another worker")
+    chunk_timeout_factor: float = Field(10.0, ge=1, description="Ray: k in the straggler timeout "
+                                        "max(chunk_timeout, k x median of the last 64 chunk times)")
 
 
 class BudgetConfig(_Section):
