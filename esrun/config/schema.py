@@ -59,7 +59,12 @@ class PolicyConfig(_Section):
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 32])
     activation: Literal["tanh", "relu", "elu", "gelu", "sigmoid"] = "tanh"
     head: Literal["auto", "discrete", "continuous"] = Field("auto", description="auto: from the action space")
-    init_scale: float = Field(1.0, gt=0.0, description="scale of the initial weights (fan-in normalised)")
+    init_scale: float = Field(
+        1.0, ge=0.0, description="scale of the initial weights (fan-in normalised); 0 = all zeros (ARS's M = 0)"
+    )
+    squash: Literal["tanh", "clip"] = Field(
+        "tanh", description="continuous head: tanh into the action bounds, or clip (ARS's linear map, clipped)"
+    )
 
 
 class StrategyConfig(_Section):
@@ -78,10 +83,29 @@ class StrategyConfig(_Section):
         32, gt=0, description="noise vectors regenerated per step of the chunked update (memory ~ 16 B x chunk x P)"
     )
 
+    top_directions: Optional[int] = Field(
+        None, ge=1, description="ars: keep the b best of the population/2 directions by max(r+, r-) (unset: all)"
+    )
+
     @model_validator(mode="after")
     def _even_population(self):
         if self.antithetic and self.population % 2:
             raise ValueError(f"strategy.population = {self.population}: must be even with antithetic sampling")
+        return self
+
+    @model_validator(mode="after")
+    def _ars_directions(self):
+        if self.name != "ars":
+            if self.top_directions is not None:
+                raise ValueError(f"strategy.top_directions is used by strategy.name = ars only, not {self.name!r}")
+            return self
+        if not self.antithetic:
+            raise ValueError("strategy.antithetic = false: ars evaluates every direction with both signs")
+        if self.top_directions is not None and self.top_directions > self.population // 2:
+            raise ValueError(
+                f"strategy.top_directions = {self.top_directions}: at most population / 2 = "
+                f"{self.population // 2} directions"
+            )
         return self
 
 

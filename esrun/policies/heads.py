@@ -38,13 +38,16 @@ class ActionSpec(NamedTuple):
         raise ValueError(f"unsupported action space {space}")
 
 
-def discrete_head(logits: jnp.ndarray, spec: ActionSpec) -> jnp.ndarray:
+def discrete_head(logits: jnp.ndarray, spec: ActionSpec, squash: str = "tanh") -> jnp.ndarray:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
 
-def continuous_head(y: jnp.ndarray, spec: ActionSpec) -> jnp.ndarray:
+def continuous_head(y: jnp.ndarray, spec: ActionSpec, squash: str = "tanh") -> jnp.ndarray:
+    """``squash`` "tanh": low + (tanh(y) + 1) (high - low) / 2; "clip": clip(y, low, high) (ARS's linear map)."""
     low = jnp.asarray(spec.low, jnp.float32)
     high = jnp.asarray(spec.high, jnp.float32)
+    if squash == "clip":
+        return jnp.clip(y, low, high)
     return low + (jnp.tanh(y) + 1.0) * 0.5 * (high - low)
 
 

@@ -33,13 +33,14 @@ class Policy:
     activation: str
     spec: ActionSpec
     init_scale: float = 1.0
+    squash: str = "tanh"  # continuous head: "tanh" or "clip"
 
     @property
     def num_params(self) -> int:
         return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
     def init(self, key: jax.Array) -> jax.Array:
-        """Weights ~ N(0, init_scale^2 / fan_in), biases 0: ``[num_params]`` float32."""
+        """Weights ~ N(0, init_scale^2 / fan_in), biases 0: ``[num_params]`` float32 (init_scale 0: all zeros)."""
         parts = []
         for a, b in zip(self.sizes[:-1], self.sizes[1:]):
             key, sub = jax.random.split(key)
@@ -68,15 +69,16 @@ class Policy:
 
     def apply(self, params: jax.Array, obs: jax.Array) -> jax.Array:
         """``params [P], obs [obs_dim] -> action`` (int32 scalar or ``[dim]`` float32)."""
-        return HEADS[self.spec.kind](self.logits(params, obs), self.spec)
+        return HEADS[self.spec.kind](self.logits(params, obs), self.spec, self.squash)
 
 
 def _mlp(cfg, obs_dim: int, spec: ActionSpec) -> Policy:
-    return Policy((obs_dim, *cfg.hidden, spec.outputs), cfg.activation, spec, cfg.init_scale)
+    return Policy((obs_dim, *cfg.hidden, spec.outputs), cfg.activation, spec, cfg.init_scale,
+                  getattr(cfg, "squash", "tanh"))
 
 
 def _linear(cfg, obs_dim: int, spec: ActionSpec) -> Policy:
-    return Policy((obs_dim, spec.outputs), cfg.activation, spec, cfg.init_scale)
+    return Policy((obs_dim, spec.outputs), cfg.activation, spec, cfg.init_scale, getattr(cfg, "squash", "tanh"))
 
 
 POLICIES: dict[str, Callable[..., Policy]] = {"mlp": _mlp, "linear": _linear}
