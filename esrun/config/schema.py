@@ -82,6 +82,14 @@ class StrategyConfig(_Section):
     tell_chunk: int = Field(
         32, gt=0, description="noise vectors regenerated per step of the chunked update (memory ~ 16 B x chunk x P)"
     )
+    noise: Literal["counter", "table"] = Field(
+        "counter", description="counter: draw each noise vector from (key, generation, index); table: slices of "
+        "one shared table per host (faster update for large policies; docs/backends.md)"
+    )
+    noise_table_size: int = Field(
+        2**26, ge=1, le=2**31 - 1, description="noise: table: float32 entries of the shared table (4 B each; "
+        "default 2**26 = 256 MiB per host); must be >= the number of parameters"
+    )
 
     top_directions: Optional[int] = Field(
         None, ge=1, description="ars: keep the b best of the population/2 directions by max(r+, r-) (unset: all)"

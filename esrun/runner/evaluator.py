@@ -6,6 +6,7 @@ Keys (all derived from ``PRNGKey(seed)``, so any process can rebuild them):
     chunk episodes        fold_in(fold_in(fold_in(root, 1), g), chunk)
     evaluation episodes   fold_in(fold_in(root, 2), g)
     initial parameters    fold_in(root, 3)
+    noise table           fold_in(root, 4)                 -> strategy.noise=table (runner/noise_table.py)
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from esrun.strategies import STRATEGIES
+from esrun.errors import UserError
+from esrun.runner.noise_table import table_source, table_too_small
+from esrun.strategies.noise import COUNTER
 from esrun.tasks import build_task
 from esrun.tasks.obs_norm import ObsStats, merge_all
 
@@ -62,6 +66,17 @@ class Evaluator:
         self.chunk_size = cfg.chunk_size()
         self.num_chunks = pop // self.chunk_size
         self.root = jax.random.PRNGKey(cfg.seed)
+        # Strategies that take a noise source get it as a jit argument (the table is a buffer, never a constant).
+        self.takes_noise = bool(getattr(self.strategy, "takes_noise", False))
+        self._noise = COUNTER if self.takes_noise else None
+        self.shared_table = None  # runner.noise_table.SharedTable once mapped (strategy.noise=table)
+        if cfg.strategy.noise == "table":
+            if not self.takes_noise:
+                raise UserError(f"strategy.noise=table: strategy {cfg.strategy.name!r} draws its own noise; "
+                                "use strategy.noise=counter")
+            if cfg.strategy.noise_table_size < self.num_params:
+                raise UserError(table_too_small(cfg.strategy.noise_table_size, self.num_params))
+            self._noise = None  # mapped on first use: `esrun evaluate` never needs it
         self._member_params = jax.jit(self.strategy.member_params)
         # Chunks start at multiples of chunk_size; an even chunk then holds whole antithetic pairs.
         self._range_params = None
@@ -69,6 +84,17 @@ class Evaluator:
             self._range_params = jax.jit(self.strategy.range_params, static_argnums=2)
         self._tell = jax.jit(self.strategy.tell)
         self.uses_obs_stats = bool(getattr(cfg.task, "obs_norm", False))
+
+    @property
+    def noise(self):
+        """The strategy's noise source (strategies/noise.py), or None for strategies that draw their own."""
+        if self._noise is None and self.takes_noise:
+            self._noise, self.shared_table = table_source(self.root, self.cfg.strategy.noise_table_size,
+                                                          self.num_params)
+        return self._noise
+
+    def _with_noise(self, *args) -> tuple:
+        return (*args, self.noise) if self.takes_noise else args
 
     # -- keys -------------------------------------------------------------------------------------------
     def chunk_key(self, generation: int, chunk: int):
@@ -93,10 +119,11 @@ class Evaluator:
         out = []
         for c in chunk_ids:
             if self._range_params is not None:
-                params = self._range_params(state.strategy, jnp.int32(c * self.chunk_size), self.chunk_size)
+                params = self._range_params(*self._with_noise(state.strategy, jnp.int32(c * self.chunk_size),
+                                                              self.chunk_size))
             else:
                 members = jnp.arange(c * self.chunk_size, (c + 1) * self.chunk_size, dtype=jnp.int32)
-                params = self._member_params(state.strategy, members)
+                params = self._member_params(*self._with_noise(state.strategy, members))
             out.append(self.task.evaluate(params, self.chunk_key(state.generation, c), state.obs_stats))
         return out
 
@@ -108,7 +135,7 @@ class Evaluator:
         Returns (next state, metrics dict).
         """
         clean, bad = sanitize_fitness(fitness)
-        sstate, es_metrics = self._tell(state.strategy, jnp.asarray(clean, jnp.float32))
+        sstate, es_metrics = self._tell(*self._with_noise(state.strategy, jnp.asarray(clean, jnp.float32)))
         obs = state.obs_stats
         if obs is not None and obs_delta is not None:
             obs = obs.merge(obs_delta)

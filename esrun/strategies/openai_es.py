@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from esrun.strategies.base import Strategy, register
+from esrun.strategies.noise import COUNTER, NoiseSource, noise_rows, weighted_noise_sum
 from esrun.strategies.shaping import SHAPING
 
 
@@ -37,7 +38,7 @@ class OpenESState(NamedTuple):
 
 
 def noise(key: jax.Array, generation: jax.Array, index: jax.Array, num_params: int) -> jax.Array:
-    """eps = normal(fold_in(fold_in(key, generation), index), [num_params]) — the protocol's only noise."""
+    """eps = normal(fold_in(fold_in(key, generation), index), [num_params]) — the counter-mode noise (one vector)."""
     return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, generation), index), (num_params,))
 
 
@@ -55,6 +56,7 @@ class OpenAIES(Strategy):
     momentum: float = 0.9
     weight_decay: float = 0.0
     tell_chunk: int = 32
+    takes_noise = True  # member_params / range_params / tell accept a noise source (strategies/noise.py)
 
     def _opt(self) -> optax.GradientTransformation:
         if self.optimizer == "adam":
@@ -76,16 +78,18 @@ class OpenAIES(Strategy):
             opt_state=self._opt().init(mean),
         )
 
-    def member_params(self, state: OpenESState, members: jax.Array) -> jax.Array:
+    def member_params(self, state: OpenESState, members: jax.Array, noise: NoiseSource = COUNTER) -> jax.Array:
+        """``members: [n]`` -> ``[n, P]``; ``noise``: the run's noise source (counter draws or table slices)."""
         members = jnp.asarray(members, jnp.int32)
         if self.antithetic:
             index, sign = members // 2, 1.0 - 2.0 * (members % 2).astype(jnp.float32)
         else:
             index, sign = members, jnp.ones(members.shape, jnp.float32)
-        eps = jax.vmap(lambda k: noise(state.key, state.generation, k, self.num_params))(index)
+        eps = noise_rows(noise, state.key, state.generation, index, self.num_params)
         return state.mean[None, :] + state.sigma * sign[:, None] * eps
 
-    def range_params(self, state: OpenESState, start: jax.Array, size: int) -> jax.Array:
+    def range_params(self, state: OpenESState, start: jax.Array, size: int,
+                     noise: NoiseSource = COUNTER) -> jax.Array:
         """Parameters of members ``start .. start + size - 1``: ``[size, P]``, the rows of ``member_params``.
 
         With antithetic sampling and an even ``start`` and ``size`` the range holds whole pairs, so each pair's
@@ -94,9 +98,9 @@ class OpenAIES(Strategy):
         not depend on it, because every process evaluates a chunk through the same one (Evaluator).
         """
         if not (self.antithetic and size % 2 == 0):
-            return self.member_params(state, start + jnp.arange(size, dtype=jnp.int32))
+            return self.member_params(state, start + jnp.arange(size, dtype=jnp.int32), noise)
         pairs = start // 2 + jnp.arange(size // 2, dtype=jnp.int32)
-        eps = jax.vmap(lambda k: noise(state.key, state.generation, k, self.num_params))(pairs)
+        eps = noise_rows(noise, state.key, state.generation, pairs, self.num_params)
         step = state.sigma * eps
         both = jnp.stack([state.mean[None, :] + step, state.mean[None, :] + (-step)], axis=1)
         return both.reshape(size, self.num_params)
@@ -104,26 +108,17 @@ class OpenAIES(Strategy):
     def mean(self, state: OpenESState) -> jax.Array:
         return state.mean
 
-    def gradient(self, state: OpenESState, fitness: jax.Array) -> jax.Array:
-        """g = 1/(n sigma) sum_k w_k eps_k, accumulated over chunks of ``tell_chunk`` noise vectors."""
+    def gradient(self, state: OpenESState, fitness: jax.Array, noise: NoiseSource = COUNTER) -> jax.Array:
+        """g = 1/(n sigma) sum_k w_k eps_k, ``fitness: [n]`` -> ``[P]``; counter mode regenerates ``tell_chunk``
+        noise vectors per step, table mode sums table slices (strategies/noise.py: weighted_noise_sum)."""
         u = SHAPING[self.fitness_shaping](jnp.asarray(fitness))
         w = u[0::2] - u[1::2] if self.antithetic else u
-        k = self.num_noise
-        chunk = min(self.tell_chunk, k)
-        n_chunks = -(-k // chunk)
-        w = jnp.pad(w, (0, n_chunks * chunk - k)).reshape(n_chunks, chunk)
-        idx = jnp.arange(n_chunks * chunk, dtype=jnp.int32).reshape(n_chunks, chunk)
-
-        def body(acc, xs):
-            wc, ic = xs
-            eps = jax.vmap(lambda i: noise(state.key, state.generation, i, self.num_params))(ic)
-            return acc + wc @ eps, None
-
-        acc, _ = jax.lax.scan(body, jnp.zeros((self.num_params,), jnp.float32), (w, idx))
+        acc = weighted_noise_sum(noise, state.key, state.generation, w, self.num_params, self.tell_chunk)
         return acc / (self.population * state.sigma)
 
-    def tell(self, state: OpenESState, fitness: jax.Array):
-        grad = self.gradient(state, fitness)
+    def tell(self, state: OpenESState, fitness: jax.Array, noise: NoiseSource = COUNTER):
+        """``fitness: [population]`` -> (next state, metrics); ``noise`` must be the source the members used."""
+        grad = self.gradient(state, fitness, noise)
         ascent = grad - self.weight_decay * state.mean
         updates, opt_state = self._opt().update(-ascent, state.opt_state, state.mean)
         mean = optax.apply_updates(state.mean, updates)
