@@ -29,6 +29,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
 def submit_parser() -> argparse.ArgumentParser:
     s = _Parser(prog="esrun slurm submit", description="Render a job script for CONFIG and submit it with sbatch.")
     s.add_argument("config", help="YAML config file")
@@ -51,6 +58,9 @@ def submit_parser() -> argparse.ArgumentParser:
                    help="shell line run before the venv is activated, e.g. --setup 'module load cuda/12.4' (repeatable)")
     s.add_argument("--signal-seconds", type=_positive, default=120,
                    help="SIGUSR1 this many seconds before the time limit: checkpoint and requeue (default 120)")
+    s.add_argument("--max-restarts", type=_non_negative, default=2,
+                   help="requeue a run that fails (a rank or node lost; not exit code 2) up to N times, resuming from "
+                        "its last checkpoint (default 2)")
     s.add_argument("--mpi-launcher", choices=MPI_LAUNCHERS, default="mpiexec")
     s.add_argument("--venv", help="virtual environment the job uses (default: this interpreter's)")
     s.add_argument("--dry-run", action="store_true", help="print the script and the sbatch command; submit nothing")
@@ -74,7 +84,8 @@ def cmd_submit(args) -> int:
         args.config, list(args.overrides), venv=venv, backend=args.backend, nodes=args.nodes, ntasks=args.ntasks,
         ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, gpus_per_node=args.gpus_per_node,
         partition=args.partition, time=args.time, account=args.account, qos=args.qos, mem=args.mem,
-        array=args.array, signal_seconds=args.signal_seconds, mpi_launcher=args.mpi_launcher,
+        array=args.array, signal_seconds=args.signal_seconds, max_restarts=args.max_restarts,
+        mpi_launcher=args.mpi_launcher,
         extra_sbatch=tuple(args.sbatch), setup=tuple(args.setup),
     )
     if args.dry_run:

@@ -51,6 +51,7 @@ class JobSpec:
     mem: str | None = None
     array: str | None = None
     signal_seconds: int = 120
+    max_restarts: int = 2
     mpi_launcher: str = "mpiexec"
     extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
     setup: tuple[str, ...] = field(default_factory=tuple)
@@ -118,6 +119,8 @@ def sbatch_directives(spec: JobSpec) -> list[str]:
         raise RenderError(f"--gpus-per-node {spec.gpus_per_node}: must not be negative")
     if spec.signal_seconds < 1:
         raise RenderError(f"--signal-seconds {spec.signal_seconds}: must be at least 1")
+    if spec.max_restarts < 0:
+        raise RenderError(f"--max-restarts {spec.max_restarts}: must not be negative")
     lines = [f"--job-name=esrun-{spec.name}", f"--nodes={spec.nodes}", *_tasks(spec)]
     optional = [
         ("cpus-per-task", spec.cpus_per_task), ("gpus-per-node", spec.gpus_per_node or None),
@@ -188,6 +191,7 @@ def render_script(spec: JobSpec, template_dir: Path | None = None) -> str:
             "log_dir": q(spec.log_dir), "name": q(spec.name), "array": "1" if spec.array is not None else "0",
             "overrides": " ".join(q(o) for o in spec.overrides),
             "signal_spec": f"--signal=B:USR1@{spec.signal_seconds}",
+            "max_restarts": str(int(spec.max_restarts)),
             "setup": "\n".join(_setup_lines(spec.setup)),
         },
         where=COMMON_TEMPLATE,
