@@ -30,8 +30,11 @@ def _load_for_train(args):
         if not cfg_path.is_file():
             raise UserError(f"cannot resume '{run_dir}': no config.yaml there (is it a run directory?)")
         overrides = ([args.config] if args.config else []) + list(args.overrides)
-        raw = apply_overrides(read_yaml(cfg_path), overrides)
-        return validate(raw), run_dir
+        from esrun.config.resume import check_resume
+
+        cfg = validate(apply_overrides(read_yaml(cfg_path), overrides))
+        check_resume(validate(read_yaml(cfg_path)), cfg)  # only budgets, logging and placement may change
+        return cfg, run_dir
     if not args.config:
         raise UserError("train needs a CONFIG file (or --resume RUN_DIR)")
     return load_config(args.config, args.overrides), None

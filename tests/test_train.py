@@ -32,7 +32,7 @@ def test_default_cartpole_solves(runs):
     assert s["backend"] == "local" and s["workers"] == 1
     assert len(s["params_sha256"]) == 64
     assert (run_dir / "config.yaml").is_file()
-    assert (run_dir / "checkpoints" / "latest.ckpt").is_file()
+    assert list((run_dir / "checkpoints").glob("gen_*.ckpt.npz"))
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert "params_sha256=" in proc.stdout
 
@@ -47,9 +47,11 @@ def test_same_seed_same_hash_and_other_seed_differs(runs):
     assert hashes[0] != hashes[2]
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300):
+def _wait_for(pattern: Path, proc: subprocess.Popen, timeout: float = 300):
+    """Wait until a file matching ``pattern`` (a path whose name may hold a glob) exists."""
     t0 = time.time()
-    while not path.exists():
+    path = pattern
+    while not list(pattern.parent.glob(pattern.name)):
         if proc.poll() is not None:
             raise AssertionError(f"run ended before {path} appeared: {proc.stderr.read()[-2000:]}")
         if time.time() - t0 > timeout:
@@ -65,7 +67,7 @@ def test_interrupted_and_resumed_matches_undisturbed(runs, sig):
 
     proc = subprocess.Popen(esrun_cmd(*base, "name=cut"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=CONFIGS.parent)
-    _wait_for(runs / "cut" / "checkpoints" / "latest.ckpt", proc)
+    _wait_for(runs / "cut" / "checkpoints" / "gen_*.ckpt.npz", proc)
     proc.send_signal(sig)
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     first = read_summary(runs / "cut")
@@ -139,7 +141,7 @@ def test_nonfinite_fitness_end_to_end(runs, monkeypatch):
 def test_corrupt_and_missing_checkpoint(runs):
     run_esrun("train", str(CONFIGS / "cartpole.yaml"), f"logging.dir={runs}", "name=ck", *SHORT,
               "budget.generations=2", check=True)
-    ckpt = runs / "ck" / "checkpoints" / "latest.ckpt"
+    (ckpt,) = (runs / "ck" / "checkpoints").glob("gen_*.ckpt.npz")
     blob = ckpt.read_bytes()
     ckpt.write_bytes(blob[: len(blob) // 2])
     proc = run_esrun("train", "--resume", str(runs / "ck"))
@@ -147,9 +149,9 @@ def test_corrupt_and_missing_checkpoint(runs):
     assert "is corrupt" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     ckpt.unlink()
     proc = run_esrun("train", "--resume", str(runs / "ck"))
-    assert proc.returncode == 2 and "no checkpoint at" in proc.stderr
+    assert proc.returncode == 2 and "no checkpoint in" in proc.stderr
     proc = run_esrun("eval", str(runs / "ck"))
-    assert proc.returncode == 2 and "no checkpoint at" in proc.stderr
+    assert proc.returncode == 2 and "no checkpoint in" in proc.stderr
 
 
 def test_budgets_stop_at_first_reached(runs):

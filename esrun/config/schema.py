@@ -28,6 +28,9 @@ class GymTaskConfig(_Section):
     )
     eval_episodes: int = Field(10, ge=1, description="episodes of the mean policy per evaluation")
     eval_every: int = Field(5, ge=1, description="evaluate the mean policy every N generations")
+    max_failed_generations: int = Field(
+        3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
+    )
 
 
 class JaxEnvTaskConfig(_Section):
@@ -39,6 +42,9 @@ class JaxEnvTaskConfig(_Section):
     max_episode_steps: Optional[int] = Field(None, ge=1)
     eval_episodes: int = Field(10, ge=1)
     eval_every: int = Field(5, ge=1)
+    max_failed_generations: int = Field(
+        3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
+    )
 
 
 class SyntheticTaskConfig(_Section):
@@ -49,6 +55,9 @@ class SyntheticTaskConfig(_Section):
     dim: int = Field(10, ge=1, description="number of parameters")
     init_scale: float = Field(3.0, ge=0.0, description="x0 ~ Uniform(-init_scale, init_scale)")
     eval_every: int = Field(1, ge=1, description="record the objective at the mean every N generations")
+    max_failed_generations: int = Field(
+        3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
+    )
 
 
 TaskConfig = Annotated[Union[GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig], Field(discriminator="type")]
@@ -149,6 +158,8 @@ class LoggingConfig(_Section):
     progress: bool = Field(True, description="live progress line on the console")
     log_every: int = Field(1, ge=1)
     checkpoint_every: int = Field(25, ge=1, description="checkpoint every N generations (and at the end)")
+    keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept (the newest); --resume falls back to "
+                                  "an older one when the newest is corrupt")
 
 
 class Config(_Section):

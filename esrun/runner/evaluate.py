@@ -11,25 +11,32 @@ from esrun.runner import checkpoint
 
 
 def _load_run(run_dir: Path):
+    """The run's config and an Evaluator for it, and the state of its newest intact checkpoint."""
+    import sys
+
     from esrun.config.load import read_yaml, validate
+    from esrun.runner.evaluator import Evaluator
 
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"'{run_dir}' is not a run directory (no config.yaml)")
     cfg = validate(read_yaml(run_dir / "config.yaml"))
-    saved, _ = checkpoint.load(run_dir)
-    return cfg, saved
+    ev = Evaluator(cfg)
+    try:
+        saved, _ = checkpoint.load(run_dir, ev.init_state(),
+                                   warn=lambda msg: print(f"esrun: warning: {msg}", file=sys.stderr, flush=True))
+    except BaseException:
+        ev.task.close()
+        raise
+    return cfg, ev, saved
 
 
 def evaluate_run(run_dir: Path, episodes: int, video: Optional[str] = None, seed: int = 12345) -> dict:
     """Mean and std of the final policy's return over ``episodes`` (seeds from ``seed``)."""
     import jax
 
-    from esrun.runner.evaluator import Evaluator
-
     if episodes < 1:
         raise UserError(f"--episodes = {episodes}: must be >= 1")
-    cfg, saved = _load_run(run_dir)
-    ev = Evaluator(cfg)
+    cfg, ev, saved = _load_run(run_dir)
     if not ev.task.has_eval:
         raise UserError(f"task of '{run_dir}' has no evaluation return")
     mean = np.asarray(ev.strategy.mean(saved.strategy), np.float32)

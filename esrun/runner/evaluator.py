@@ -135,7 +135,10 @@ class Evaluator:
         Returns (next state, metrics dict).
         """
         clean, bad = sanitize_fitness(fitness)
-        sstate, es_metrics = self._tell(*self._with_noise(state.strategy, jnp.asarray(clean, jnp.float32)))
+        if bad == len(clean):  # every member failed: nothing to rank (ties by index would move the mean)
+            sstate, es_metrics = state.strategy, {}
+        else:
+            sstate, es_metrics = self._tell(*self._with_noise(state.strategy, jnp.asarray(clean, jnp.float32)))
         obs = state.obs_stats
         if obs is not None and obs_delta is not None:
             obs = obs.merge(obs_delta)

@@ -13,6 +13,7 @@ with ``stop_reason = "signal"``. ``train(config, resume=run_dir)`` continues a c
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,24 @@ import numpy as np
 
 from esrun.backends import get_backend
 from esrun.config import Config, dump_config
+from esrun.errors import UserError
 from esrun.logging import ConsoleSink, MetricLogger, TensorBoardSink, write_summary
 from esrun.runner import checkpoint
 from esrun.runner.evaluator import Evaluator, RunState, params_hash
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+FAILED = "environment failures"
+
+
+class EnvironmentFailedError(UserError, RuntimeError):
+    """Every member failed ``task.max_failed_generations`` generations in a row (one line: the env, the error)."""
+
+
+def _failure_message(cfg: Config, evaluator: Evaluator) -> str:
+    name = getattr(cfg.task, "env_id", None) or getattr(cfg.task, "objective", "the task")
+    last = getattr(evaluator.task, "last_failure", None) or "non-finite fitness"
+    return (f"every member failed in {cfg.task.max_failed_generations} generations in a row on {name}: {last} "
+            f"(task.max_failed_generations; the state before is checkpointed, --resume continues it)")
 
 
 @dataclass
@@ -83,11 +97,20 @@ def run_dir_for(cfg: Config) -> Path:
     return Path(cfg.logging.dir) / cfg.name
 
 
-def _restore(saved: RunState) -> RunState:
-    import jax
-    import jax.numpy as jnp
+def _warn(msg: str) -> None:
+    print(f"esrun: warning: {msg}", file=sys.stderr, flush=True)
 
-    return saved._replace(strategy=jax.tree_util.tree_map(jnp.asarray, saved.strategy))
+
+def _checkpoint(run_dir: Path, state: RunState, config_yaml: str, cfg: Config, final: bool) -> None:
+    """Save a checkpoint; a failed periodic one is a warning (the run goes on and retries at the next one), a
+    failed final one stops with its one-line error (the previous checkpoints are intact either way)."""
+    try:
+        checkpoint.save(run_dir, state, config_yaml, keep=cfg.logging.keep_checkpoints)
+    except checkpoint.CheckpointWriteError as exc:
+        if final:
+            raise
+        _warn(f"{exc}; the run continues and tries again at generation "
+              f"{state.generation + cfg.logging.checkpoint_every}")
 
 
 def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None) -> Result:
@@ -98,11 +121,16 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
     coord = backend.is_coordinator
     run_dir = Path(resume) if resume is not None else run_dir_for(cfg)
     config_yaml = dump_config(cfg)
-    if resume is not None:
-        saved, _ = checkpoint.load(run_dir)
-        state = _restore(saved)
-    else:
-        state = evaluator.init_state()
+    state = evaluator.init_state()
+    if resume is not None and (run_dir / "config.yaml").is_file():
+        from esrun.config.load import read_yaml, validate
+        from esrun.config.resume import check_resume
+
+        check_resume(validate(read_yaml(run_dir / "config.yaml")), cfg)  # the trajectory cannot change
+    if resume is not None:  # the fresh state gives the structure, shapes and dtypes the file must match
+        state, path = checkpoint.load(run_dir, state, warn=_warn if coord else None)
+        if coord and path != checkpoint.list_checkpoints(run_dir)[0]:
+            _warn(f"resuming from {path.name} (generation {state.generation})")
     if coord:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(config_yaml)
@@ -119,6 +147,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
     eval_cfg_every = getattr(cfg.task, "eval_every", 1)
     eval_episodes = getattr(cfg.task, "eval_episodes", 1)
     last_eval = None
+    failed_streak = 0  # generations in a row in which every member failed (NaN / inf fitness)
     try:
         state = backend.start(state) or state  # MPI: rank 0's state replaces a replica that disagrees
         with _StopFlag() as flag:
@@ -133,6 +162,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
                 fitness, steps, obs_delta = evaluator.combine(results)
                 state, metrics = evaluator.apply(state, fitness, steps, obs_delta)
                 state = backend.tell(fitness, obs_delta, state) or state  # MPI: resync after a hash mismatch
+                failed_streak = failed_streak + 1 if metrics["fitness/nonfinite"] == len(fitness) else 0
                 if evaluator.task.has_eval and (state.generation % eval_cfg_every == 0):
                     returns = evaluator.evaluate_mean(state, eval_episodes) if coord else None
                     value = backend.agree(None if returns is None else float(np.mean(returns)))
@@ -155,16 +185,19 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
                 if coord and state.generation % cfg.logging.log_every == 0:
                     log.write(state.generation, metrics)
                 if coord and state.generation % cfg.logging.checkpoint_every == 0:
-                    checkpoint.save(run_dir, state, config_yaml)
+                    _checkpoint(run_dir, state, config_yaml, cfg, final=False)
+                if failed_streak >= cfg.task.max_failed_generations:  # the same on every replica: no agree
+                    stop_reason = FAILED
+                    break
                 if backend.agree(flag.signum) is not None:
                     stop_reason = "signal"
                     break
         state = state._replace(wall_seconds=wall_before + time.perf_counter() - session_start)
         summary = {}
         if coord:
-            checkpoint.save(run_dir, state, config_yaml)
+            _checkpoint(run_dir, state, config_yaml, cfg, final=True)
             final_eval = None
-            if evaluator.task.has_eval and stop_reason != "signal":
+            if evaluator.task.has_eval and stop_reason not in ("signal", FAILED):
                 if state.eval_generation != state.generation or last_eval is None:
                     last_eval = evaluator.evaluate_mean(state, eval_episodes)
                     state = state._replace(eval_return=float(np.mean(last_eval)), eval_generation=state.generation)
@@ -173,6 +206,8 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
                                     time.perf_counter() - t_start)
             write_summary(run_dir, summary)
             log.message(f"stopped: {stop_reason}; summary in {run_dir / 'summary.json'}")
+        if stop_reason == FAILED:
+            raise EnvironmentFailedError(_failure_message(cfg, evaluator))
     finally:
         log.close()
         backend.close()

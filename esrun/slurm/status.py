@@ -113,13 +113,9 @@ def _last_event_step(run_dir: Path) -> Optional[int]:
 def _checkpoint_generation(run_dir: Path) -> Optional[int]:
     if not (run_dir / "checkpoints").is_dir():
         return None
-    try:
-        from esrun.runner import checkpoint
+    from esrun.runner import checkpoint
 
-        state, _ = checkpoint.load(run_dir)
-        return int(state.generation)
-    except Exception:  # noqa: BLE001 - status must not fail on a half-written run
-        return None
+    return checkpoint.latest_generation(run_dir)  # metadata only; never fails on a half-written run
 
 
 def collect(runs_dir: Path, job_id: Optional[str] = None) -> list[RunStatus]:

@@ -22,6 +22,7 @@ from gymnasium.vector import AutoresetMode
 
 from esrun.policies import ActionSpec, build_policy
 from esrun.tasks.base import ChunkResult, Task, register
+from esrun.tasks.env_guard import FailureGuard, FailureHook, describe
 from esrun.tasks.obs_norm import ObsStats
 
 
@@ -32,15 +33,19 @@ def seed_from_key(key) -> int:
     return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
 
 
-def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None, render_mode=None):
+def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None, render_mode=None,
+                    on_failure: FailureHook | None = None):
+    """Native vector env where Gymnasium has one, else a same-step-autoreset ``SyncVectorEnv`` whose slots are
+    each wrapped in a :class:`FailureGuard` (a raising or NaN-emitting slot fails one episode and is rebuilt)."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     if gym.spec(env_id).vector_entry_point is not None and render_mode is None:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    guard = [lambda env: FailureGuard(env, lambda: gym.make(env_id, **kwargs), on_failure)]
     return gym.make_vec(
         env_id, num_envs=num_envs, vectorization_mode="sync",
-        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **kwargs,
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, wrappers=guard, **kwargs,
     )
 
 
@@ -63,7 +68,13 @@ class GymTask(Task):
         self._envs: dict[int, gym.vector.VectorEnv] = {}
         self.raw_steps = 0  # vector-slot steps taken (useful or not), for the throughput benchmark
         self.policy_seconds = 0.0
+        self.failures = 0  # episodes failed by the environment (raised, or a non-finite observation)
+        self.last_failure: str | None = None
         self._act = jax.jit(self._act_impl)
+
+    def _record_failure(self, why: str) -> None:
+        self.failures += 1
+        self.last_failure = why
 
     def _act_impl(self, params, slot_member, obs, mean, std):
         x = (obs.astype(jnp.float32) - mean) / std
@@ -76,7 +87,8 @@ class GymTask(Task):
 
     def _env(self, width: int):
         if width not in self._envs:
-            self._envs[width] = make_vector_env(self.env_id, width, self.max_episode_steps)
+            self._envs[width] = make_vector_env(self.env_id, width, self.max_episode_steps,
+                                                on_failure=self._record_failure)
         return self._envs[width]
 
     def _normalizer(self, obs_stats: ObsStats | None):
@@ -102,9 +114,12 @@ class GymTask(Task):
         slot_job = np.arange(width)  # job each slot runs; -1 = idle
         next_job = width
         pending_reset = np.zeros(width, bool)  # NEXT_STEP mode: this step only resets the slot
-        obs, _ = env.reset(seed=seed)
         obs_batches = []
         discrete = self.spec.kind == "discrete"
+        try:
+            obs, _ = env.reset(seed=seed)
+        except Exception as exc:  # noqa: BLE001 - the environment failed as a whole: see _fail_chunk
+            return self._fail_chunk(width, exc, returns, steps, np.zeros(jobs, bool))
         while True:
             active = slot_job >= 0
             if not active.any():
@@ -114,11 +129,24 @@ class GymTask(Task):
             useful = active & ~pending_reset
             if collect_obs and useful.any():
                 obs_batches.append(np.asarray(obs)[useful])
-            obs, reward, term, trunc, _ = env.step(action.astype(np.int64) if discrete else action)
+            try:
+                obs, reward, term, trunc, _ = env.step(action.astype(np.int64) if discrete else action)
+            except Exception as exc:  # noqa: BLE001 - a native vector env failed as a whole: see _fail_chunk
+                finished = np.arange(jobs) < next_job
+                finished[slot_job[slot_job >= 0]] = False
+                return self._fail_chunk(width, exc, returns, steps, finished)
             self.raw_steps += width
             done = (term | trunc) & useful
             idx = slot_job[useful]
             returns[idx] += reward[useful]
+            # A non-finite observation in a native vector env (guarded slots never show one): the job fails
+            # and the slot, whose state is now unusable, takes no further job in this chunk.
+            broken = useful & ~np.isfinite(np.asarray(obs, np.float64).reshape(width, -1)).all(axis=1)
+            if broken.any():
+                self._record_failure("non-finite observation")
+                returns[slot_job[broken]] = np.nan
+                slot_job[broken] = -1
+                done &= ~broken
             steps[idx] += 1
             if not same_step:
                 # a slot that was resetting now holds a fresh episode for its (already assigned) job
@@ -131,8 +159,22 @@ class GymTask(Task):
                     slot_job[s] = -1
                 if not same_step:
                     pending_reset[s] = True
+        returns[next_job:] = np.nan  # jobs never started: every slot broke before it could take them
         delta = ObsStats.from_batch(np.concatenate(obs_batches)) if obs_batches else None
         return returns, steps, delta
+
+    def _fail_chunk(self, width: int, exc: Exception, returns, steps, finished):
+        """The vector environment raised as a whole (native vector envs; a slot's reset that fails twice): every
+        unfinished job of the chunk fails, and the environment is rebuilt on next use."""
+        self._record_failure(describe(exc))
+        env = self._envs.pop(width, None)
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 - it is dropped anyway
+            pass
+        returns = returns.copy()
+        returns[~finished] = np.nan
+        return returns, steps, None
 
     def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
         c = params.shape[0]

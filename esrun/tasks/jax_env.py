@@ -9,7 +9,8 @@ For a chunk ``params: [C, P]`` with ``E = episodes_per_member`` episodes per mem
 
 with the loop over time and ``jax.vmap`` over members and episodes, so one XLA call evaluates the chunk on
 CPU or GPU. Finished episodes are masked: their state is frozen and their rewards are not counted, so the
-return counts rewards up to and including the terminating step only. ``fitness[j] = mean_e G_je`` (float64),
+return counts rewards up to and including the terminating step only. An episode whose observation turns NaN or
+infinite ends there with ``G_je = NaN`` (a failed member, ranked worst). ``fitness[j] = mean_e G_je`` (float64),
 ``steps[j] = sum_e tau_je`` (int64: useful steps only).
 
 Two loops compute the same numbers, bitwise (``loop=``): ``"scan"`` runs ``lax.scan`` for exactly ``T`` steps;
@@ -61,11 +62,13 @@ def _masked_step(env, env_params, apply: Callable, params, carry):
     action = apply(params, obs)
     new_state, new_obs, reward, term, trunc = env.step(state, action, env_params)
     alive = ~done
+    # A non-finite observation fails the episode: it ends with a NaN return, which the runner ranks worst.
+    broken = alive & ~jnp.all(jnp.isfinite(new_obs))
     state = jax.tree.map(lambda new, old: jnp.where(alive, new, old), new_state, state)
-    obs = jnp.where(alive, new_obs, obs)
-    ret = ret + jnp.where(alive, reward, 0.0)
+    obs = jnp.where(alive & ~broken, new_obs, obs)
+    ret = jnp.where(broken, jnp.nan, ret + jnp.where(alive, reward, 0.0))
     steps = steps + alive.astype(jnp.int32)
-    return state, obs, done | term | trunc, ret, steps
+    return state, obs, done | term | trunc | broken, ret, steps
 
 
 def _scan_episode(env, env_params, apply, horizon, params, key):

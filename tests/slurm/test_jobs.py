@@ -82,7 +82,7 @@ def test_array_over_three_seeds(slurm_cluster, local_hashes, tmp_path):
 def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (run_dir / "checkpoints" / "latest.ckpt").is_file():
+        if list((run_dir / "checkpoints").glob("gen_*.ckpt.npz")):
             return
         if not cluster.run("squeue", "-h", "-j", job, check=False).stdout.strip():
             raise AssertionError(f"job {job} ended before its first checkpoint:\n{job_output(run_dir)}")
