@@ -28,6 +28,11 @@ class GymTaskConfig(_Section):
     )
     eval_episodes: int = Field(10, ge=1, description="episodes of the mean policy per evaluation")
     eval_every: int = Field(5, ge=1, description="evaluate the mean policy every N generations")
+    engine: Literal["gymnasium", "mujoco"] = Field(
+        "gymnasium", description="gymnasium: Gymnasium vector envs in this process; mujoco: Gymnasium's MuJoCo "
+        "locomotion envs (Swimmer/Hopper/HalfCheetah/Walker2d-v5) stepped by mj_step on task.workers processes"
+    )
+    workers: Optional[int] = Field(None, ge=1, description="engine mujoco: stepping processes (default: all cores)")
     max_failed_generations: int = Field(
         3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
     )

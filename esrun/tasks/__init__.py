@@ -6,7 +6,11 @@ import importlib
 from esrun.tasks import gym as _gym  # noqa: F401  (registers "gym")
 from esrun.tasks import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
 from esrun.tasks.base import TASKS, ChunkResult, Task
+from esrun.tasks.mujoco_pool import make_mujoco_task
 from esrun.tasks.synthetic import OBJECTIVES
+
+GYM_ENGINES = {"mujoco": make_mujoco_task}
+"""``task.engine`` (other than gymnasium) -> task factory for the same Gymnasium env ids."""
 
 try:  # JAX-native environments (envs/) register "jax_env"
     importlib.import_module("esrun.tasks.jax_env")
@@ -35,7 +39,9 @@ def env_exists(task_type: str, env_id: str) -> tuple[bool, list[str]]:
 
 def build_task(cfg) -> Task:
     """The task for a validated Config (policy built inside for environment tasks)."""
-    return TASKS[cfg.task.type](cfg.task, cfg.policy)
+    engine = getattr(cfg.task, "engine", "gymnasium")
+    factory = GYM_ENGINES[engine] if engine != "gymnasium" else TASKS[cfg.task.type]
+    return factory(cfg.task, cfg.policy)
 
 
 __all__ = ["TASKS", "Task", "ChunkResult", "OBJECTIVES", "build_task", "env_exists"]
