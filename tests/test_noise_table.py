@@ -1,0 +1,113 @@
+"""The noise table (issue 13): offsets in range for every parameter count, the table identical in every process,
+the update equal to the plain weighted sum of the same slices, refusal of a table smaller than the policy, and a
+resumed table-mode run equal to an undisturbed one."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from esrun_helpers import CONFIGS, run_esrun
+from esrun.config import load_config
+from esrun.runner import train
+from esrun.runner.noise_table import fill, open_table, table_key
+from esrun.strategies.noise import COUNTER, TableNoise, noise_rows, weighted_noise_sum
+from esrun.strategies.openai_es import noise as counter_noise
+
+TABLE = 2**20
+SPHERE = ["task.type=synthetic", "task.objective=sphere", "task.dim=3000", "strategy.population=16",
+          "backend.chunk_size=4", "budget.target_return=null", "logging.progress=false", "logging.tensorboard=false",
+          "strategy.noise=table", f"strategy.noise_table_size={TABLE}", "logging.checkpoint_every=1"]
+
+
+@pytest.fixture
+def noise_dir(tmp_path, monkeypatch):
+    """Tables of this test in a private directory (a tmpfs is not needed for correctness)."""
+    monkeypatch.setenv("ESRUN_NOISE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_offsets_in_range_for_every_parameter_count():
+    """o_k in [0, T - P] for P from 1 to T (P = T: the one slice is the whole table); slices have P entries."""
+    for table_size in (7, 2**16 + 3):
+        _check_offsets(table_size)
+
+
+def _check_offsets(table_size: int) -> None:
+    src = TableNoise(jnp.arange(table_size, dtype=jnp.float32))
+    ps = sorted({1, table_size // 2, table_size - 1, table_size})
+    indices = jnp.arange(2048, dtype=jnp.int32)
+    offsets = jax.jit(src.offsets, static_argnums=3)
+    for p in ps:
+        for g in (0, 2**31 - 1):
+            offs = np.asarray(offsets(jax.random.PRNGKey(p), jnp.int32(g), indices, p))
+            assert offs.min() >= 0 and offs.max() <= table_size - p, (p, g)
+            if table_size - p + 1 <= 16:  # every admissible offset is drawn
+                assert set(offs.tolist()) == set(range(table_size - p + 1)), (p, g)
+        rows = np.asarray(noise_rows(src, jax.random.PRNGKey(0), 5, indices[:8], p))
+        assert rows.shape == (8, p)
+        np.testing.assert_array_equal(rows[:, 1:] - rows[:, :-1], 1.0)  # contiguous slices of arange
+    with pytest.raises(ValueError, match="smaller"):
+        src.offsets(jax.random.PRNGKey(0), jnp.int32(0), indices, table_size + 1)
+
+
+def test_table_is_standard_normal_and_identical_in_another_process(noise_dir):
+    """The same (key, size) gives the same bytes when built by another interpreter, and N(0, 1) moments."""
+    key = table_key(jax.random.PRNGKey(7))
+    here = open_table(key, TABLE)
+    assert here.built_here and not here.array.flags.writeable
+    digest = hashlib.sha256(here.array.tobytes()).hexdigest()
+    other_dir = noise_dir / "other"
+    other_dir.mkdir()
+    code = ("import hashlib, jax; from esrun.runner.noise_table import open_table, table_key; "
+            f"t = open_table(table_key(jax.random.PRNGKey(7)), {TABLE}); "
+            "print(t.built_here, hashlib.sha256(t.array.tobytes()).hexdigest())")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ESRUN_NOISE_DIR": str(other_dir)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", digest]
+    assert not list(other_dir.iterdir()), "the last process to unmap a table removes it"
+    again = np.empty(TABLE, np.float32)
+    fill(again, key)
+    np.testing.assert_array_equal(again, here.array)
+    assert abs(float(here.array.mean())) < 5 / TABLE**0.5 and abs(float(here.array.std()) - 1) < 5 / TABLE**0.5
+
+
+def test_weighted_sum_equals_plain_sum_of_slices_and_counter_rows_are_the_protocol():
+    table = jax.random.normal(jax.random.PRNGKey(3), (5000,))
+    src, key, p = TableNoise(table), jax.random.PRNGKey(11), 777
+    w = jax.random.normal(jax.random.PRNGKey(4), (37,))  # not a multiple of the 8 slices per step
+    offs = np.asarray(src.offsets(key, jnp.int32(3), jnp.arange(37, dtype=jnp.int32), p))
+    want = sum(float(wk) * np.asarray(table)[o:o + p] for wk, o in zip(np.asarray(w), offs))
+    got = jax.jit(lambda s, w: weighted_noise_sum(s, key, 3, w, p, 16))(src, w)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-4)
+    rows = jax.jit(lambda: noise_rows(COUNTER, key, 3, jnp.arange(37), p))()
+    np.testing.assert_array_equal(rows[5], jax.jit(lambda: counter_noise(key, jnp.int32(3), jnp.int32(5), p))())
+    got_c = jax.jit(lambda w: weighted_noise_sum(COUNTER, key, 3, w, p, 16))(w)
+    want_c = np.asarray(w) @ np.asarray(rows)
+    np.testing.assert_allclose(np.asarray(got_c), want_c, rtol=1e-5, atol=1e-4)
+
+
+def test_table_smaller_than_the_policy_is_refused_with_one_line(runs):
+    proc = run_esrun("train", str(CONFIGS / "sphere.yaml"), f"logging.dir={runs}", *SPHERE, "task.dim=5000",
+                     "strategy.noise_table_size=4999", "budget.generations=1")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "noise_table_size = 4999" in lines[0] and "5000" in lines[0], proc.stderr
+
+
+def test_resumed_table_run_matches_undisturbed(runs, noise_dir):
+    def cfg(name, gens, *extra):
+        return load_config(CONFIGS / "sphere.yaml", [*SPHERE, f"logging.dir={runs}", f"name={name}",
+                                                     f"budget.generations={gens}", *extra])
+
+    whole = train(cfg("whole", 4))
+    train(cfg("cut", 2))
+    resumed = train(cfg("cut", 4), resume=runs / "cut")
+    assert resumed.summary["generations"] == 4
+    assert resumed.params_sha256 == whole.params_sha256
