@@ -15,14 +15,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from esrun.errors import UserError
-from esrun.config.schema import Config, GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig
+from esrun.config.schema import BraxTaskConfig, Config, GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig
 
 
 class ConfigError(UserError, ValueError):
     """A user mistake in a config or an override; its message is one line meant for the console."""
 
 
-_TASK_MODELS = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig, "synthetic": SyntheticTaskConfig}
+_TASK_MODELS = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig, "synthetic": SyntheticTaskConfig,
+                "brax": BraxTaskConfig}
 
 
 def _fields(model: type[BaseModel]) -> list[str]:
@@ -166,6 +167,10 @@ def _check_registries(cfg: Config) -> None:
     if task.type == "synthetic":
         if task.objective not in OBJECTIVES:
             raise ConfigError(f"task.objective = {task.objective!r}: unknown objective{_suggest(task.objective, OBJECTIVES)}")
+    elif task.type == "brax":
+        ok, known = env_exists(task.type, task.env_name)  # raises a one-line UserError without brax
+        if not ok:
+            raise ConfigError(f"task.env_name = {task.env_name!r}: no such Brax environment{_suggest(task.env_name, known)}")
     else:
         ok, known = env_exists(task.type, task.env_id)
         if not ok:

@@ -65,7 +65,35 @@ class SyntheticTaskConfig(_Section):
     )
 
 
-TaskConfig = Annotated[Union[GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig], Field(discriminator="type")]
+class BraxTaskConfig(_Section):
+    """A Brax environment (brax >= 0.14, Python >= 3.11): the whole rollout is one jitted program, the chunk's
+    members sharded over all local JAX devices."""
+
+    type: Literal["brax"] = "brax"
+    env_name: str = Field("hopper", description="Brax env: ant | halfcheetah | hopper | humanoid | walker2d | "
+                          "swimmer | reacher | inverted_pendulum | fast | ...")
+    backend: Literal["generalized", "positional", "spring", "mjx"] = Field(
+        "generalized", description="Brax physics pipeline (mjx = MuJoCo XLA)")
+    episode_length: int = Field(1000, ge=1, description="env steps per episode before truncation")
+    action_repeat: int = Field(1, ge=1, description="env steps per policy action (divides episode_length)")
+    episodes_per_member: int = Field(1, ge=1, description="episodes averaged into one member's fitness")
+    obs_norm: bool = Field(True, description="normalize observations with running statistics")
+    eval_episodes: int = Field(10, ge=1, description="episodes of the mean policy per evaluation")
+    eval_every: int = Field(5, ge=1, description="evaluate the mean policy every N generations")
+    max_failed_generations: int = Field(
+        3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
+    )
+
+    @model_validator(mode="after")
+    def _repeat_divides(self):
+        if self.episode_length % self.action_repeat:
+            raise ValueError(f"task.action_repeat = {self.action_repeat}: must divide task.episode_length = "
+                             f"{self.episode_length}")
+        return self
+
+
+TaskConfig = Annotated[Union[GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig, BraxTaskConfig],
+                       Field(discriminator="type")]
 
 
 class PolicyConfig(_Section):

@@ -5,6 +5,7 @@ import importlib
 
 from esrun.tasks import gym as _gym  # noqa: F401  (registers "gym")
 from esrun.tasks import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
+from esrun.tasks import brax_env as _brax_env  # noqa: F401  (registers "brax"; brax itself is imported lazily)
 from esrun.tasks.base import TASKS, ChunkResult, Task
 from esrun.tasks.mujoco_pool import make_mujoco_task
 from esrun.tasks.synthetic import OBJECTIVES
@@ -21,6 +22,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover
 
 def env_exists(task_type: str, env_id: str) -> tuple[bool, list[str]]:
     """Whether ``env_id`` names an environment of ``task_type``, and the known ids (for suggestions)."""
+    if task_type == "brax":
+        return _brax_env.env_exists(env_id)
     if task_type == "jax_env":
         try:
             from envs import JAX_ENVS

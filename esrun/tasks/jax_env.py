@@ -27,6 +27,9 @@ rewards; for Pendulum, relative rounding ~1e-7 per step) and returned as float64
 
 Observation normalization is not used on this path: ``obs_stats`` is accepted and ignored, ``obs_delta`` is
 ``None``.
+
+The members of a chunk are split evenly over all local JAX devices (esrun.tasks.sharding); the evaluation of
+the mean policy (one member) runs on one device.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ import numpy as np
 from envs import JAX_ENVS
 from esrun.policies import ActionSpec, build_policy
 from esrun.tasks.base import ChunkResult, Task, register
+from esrun.tasks.sharding import constrain, member_sharding, place
 
 
 def policy_action_spec(env_spec) -> ActionSpec:
@@ -106,12 +110,14 @@ def rollout(env, env_params, apply: Callable, horizon: int, loop: str, params: j
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, 0))(params, keys)
 
 
-@partial(jax.jit, static_argnames=("env", "env_params", "policy", "horizon", "loop", "episodes"))
-def _run_chunk(params, key, *, env, env_params, policy, horizon, loop, episodes):
+@partial(jax.jit, static_argnames=("env", "env_params", "policy", "horizon", "loop", "episodes", "sharding"))
+def _run_chunk(params, key, *, env, env_params, policy, horizon, loop, episodes, sharding=None):
     # Module-level with hashable static arguments (the policy is a frozen dataclass compared by value -- a bound
     # method would compare its instance by identity --, Params a NamedTuple), so
-    # tasks built from equal configs on the same worker share one compiled program.
-    return rollout(env, env_params, policy.apply, horizon, loop, params, episode_keys(key, params.shape[0], episodes))
+    # tasks built from equal configs on the same worker share one compiled program. ``sharding`` splits the
+    # members over the local devices (esrun.tasks.sharding); None = one device.
+    keys = constrain(episode_keys(key, params.shape[0], episodes), sharding)
+    return rollout(env, env_params, policy.apply, horizon, loop, params, keys)
 
 
 class JaxEnvTask(Task):
@@ -136,16 +142,17 @@ class JaxEnvTask(Task):
         self.episodes = int(episodes_per_member)
         self.loop = loop
 
-    def _run(self, params, key, episodes: int):
-        return _run_chunk(params, key, env=self.env, env_params=self.env_params, policy=self.policy,
-                          horizon=self.horizon, loop=self.loop, episodes=episodes)
+    def _run(self, params, key, episodes: int, sharding=None):
+        return _run_chunk(place(params, sharding), key, env=self.env, env_params=self.env_params,
+                          policy=self.policy, horizon=self.horizon, loop=self.loop, episodes=episodes,
+                          sharding=sharding)
 
     def initial_params(self, key) -> np.ndarray:
         return np.asarray(self.policy.init(key), np.float32)
 
     def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
-        params = jnp.asarray(params, jnp.float32)
-        returns, steps = self._run(params, key, self.episodes)
+        params = np.asarray(params, np.float32)
+        returns, steps = self._run(params, key, self.episodes, member_sharding(params.shape[0]))
         returns = np.asarray(returns, np.float64)
         return ChunkResult(returns.mean(axis=1), np.asarray(steps, np.int64).sum(axis=1), None)
 
