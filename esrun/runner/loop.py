@@ -37,7 +37,7 @@ class EnvironmentFailedError(UserError, RuntimeError):
 
 
 def _failure_message(cfg: Config, evaluator: Evaluator) -> str:
-    name = getattr(cfg.task, "env_id", None) or getattr(cfg.task, "objective", "the task")
+    name = getattr(cfg.task, "env_id", None) or getattr(cfg.task, "env_name", None) or getattr(cfg.task, "objective", "the task")
     last = getattr(evaluator.task, "last_failure", None) or "non-finite fitness"
     return (f"every member failed in {cfg.task.max_failed_generations} generations in a row on {name}: {last} "
             f"(task.max_failed_generations; the state before is checkpointed, --resume continues it)")
@@ -219,7 +219,8 @@ def build_summary(cfg, evaluator, backend, state: RunState, final_eval, stop_rea
     comm = backend.comm_metrics()
     return {
         "name": cfg.name,
-        "task": getattr(cfg.task, "env_id", None) or getattr(cfg.task, "objective", None),
+        "task": (getattr(cfg.task, "env_id", None) or getattr(cfg.task, "env_name", None)
+                 or getattr(cfg.task, "objective", None)),
         "strategy": cfg.strategy.name,
         "num_params": evaluator.num_params,
         "population": cfg.strategy.population,
