@@ -12,6 +12,7 @@ EXIT_USAGE = 2
 
 
 def _fail(msg: str) -> int:
+    msg = str(msg).replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever user text it quotes
     print(f"esrun: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
 

@@ -19,7 +19,11 @@ from esrun.config.schema import BraxTaskConfig, Config, GymTaskConfig, JaxEnvTas
 
 
 class ConfigError(UserError, ValueError):
-    """A user mistake in a config or an override; its message is one line meant for the console."""
+    """A user mistake in a config or an override; its message is one line meant for the console (line breaks
+    in quoted user text are shown as \\n)."""
+
+    def __init__(self, message: str):
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 _TASK_MODELS = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig, "synthetic": SyntheticTaskConfig,

@@ -45,8 +45,9 @@ OLD_NAME = "latest.ckpt"
 PATTERN = re.compile(r"^gen_(\d{6,})\.ckpt\.npz$")
 META = "meta.npy"
 MAX_META_BYTES = 64 << 20  # the config plus a few lines per leaf; anything larger is not ours
-SCALARS = {"generation": int, "env_steps": int, "evaluations": int, "nonfinite": int, "best_fitness": float,
-           "eval_return": Optional[float], "eval_generation": int, "wall_seconds": float}
+SCALARS = {"generation": "int", "env_steps": "int", "evaluations": "int", "nonfinite": "int", "best_fitness": "float",
+           "eval_return": "float or None", "eval_generation": "int", "wall_seconds": "float"}
+"""The RunState fields stored in the JSON metadata, and their kinds."""
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -179,12 +180,11 @@ def _check_scalars(values: Any) -> dict:
         raise CheckpointError("its run counters are missing or unexpected")
     for key, kind in SCALARS.items():
         v = values[key]
-        ok = (v is None and kind is Optional[float]) or (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and (kind is not int or isinstance(v, int)))
-        if not ok or (kind is int and v < (-1 if key == "eval_generation" else 0)):
+        ok = (v is None and kind == "float or None") or (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and (kind != "int" or isinstance(v, int)))
+        if not ok or (kind == "int" and v < (-1 if key == "eval_generation" else 0)):
             raise CheckpointError(f"run counter {key} = {v!r} is invalid")
-    return {k: (None if values[k] is None else (int(v) if SCALARS[k] is int else float(v)))
-            for k, v in values.items()}
+    return {k: (None if v is None else (int(v) if SCALARS[k] == "int" else float(v))) for k, v in values.items()}
 
 
 def _like(ref, arr: np.ndarray):

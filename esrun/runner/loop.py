@@ -109,28 +109,42 @@ def _checkpoint(run_dir: Path, state: RunState, config_yaml: str, cfg: Config, f
     except checkpoint.CheckpointWriteError as exc:
         if final:
             raise
-        _warn(f"{exc}; the run continues and tries again at generation "
-              f"{state.generation + cfg.logging.checkpoint_every}")
+        _warn(f"{exc}; the run continues and tries again at the next checkpoint")
+
+
+def _resume_state(cfg: Config, run_dir: Path, fresh: RunState, skipped: list[str]) -> RunState:
+    """The state of the newest intact checkpoint; ``fresh`` (a new state of ``cfg``) gives the structure, shapes
+    and dtypes the file must match. Checkpoints skipped on the way, and the one taken, are appended to
+    ``skipped`` as messages."""
+    if (run_dir / "config.yaml").is_file():
+        from esrun.config.load import read_yaml, validate
+        from esrun.config.resume import check_resume
+
+        check_resume(validate(read_yaml(run_dir / "config.yaml")), cfg)  # the trajectory cannot change
+    state, path = checkpoint.load(run_dir, fresh, warn=skipped.append)
+    if skipped:
+        skipped.append(f"resuming from {path.name} (generation {state.generation})")
+    return state
 
 
 def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None) -> Result:
     """Run (or continue) the training described by a validated config; returns the summary."""
     t_start = time.perf_counter()
     evaluator = Evaluator(cfg)
-    backend = get_backend(cfg.backend.type)(cfg, evaluator)
-    coord = backend.is_coordinator
     run_dir = Path(resume) if resume is not None else run_dir_for(cfg)
     config_yaml = dump_config(cfg)
     state = evaluator.init_state()
-    if resume is not None and (run_dir / "config.yaml").is_file():
-        from esrun.config.load import read_yaml, validate
-        from esrun.config.resume import check_resume
-
-        check_resume(validate(read_yaml(run_dir / "config.yaml")), cfg)  # the trajectory cannot change
-    if resume is not None:  # the fresh state gives the structure, shapes and dtypes the file must match
-        state, path = checkpoint.load(run_dir, state, warn=_warn if coord else None)
-        if coord and path != checkpoint.list_checkpoints(run_dir)[0]:
-            _warn(f"resuming from {path.name} (generation {state.generation})")
+    skipped: list[str] = []
+    if resume is not None:  # before any worker starts: a refused checkpoint leaves nothing running
+        try:
+            state = _resume_state(cfg, run_dir, state, skipped)
+        except BaseException:
+            evaluator.task.close()
+            raise
+    backend = get_backend(cfg.backend.type)(cfg, evaluator)
+    coord = backend.is_coordinator
+    for msg in skipped if coord else ():
+        _warn(msg)
     if coord:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(config_yaml)
@@ -205,7 +219,8 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
             summary = build_summary(cfg, evaluator, backend, state, final_eval, stop_reason,
                                     time.perf_counter() - t_start)
             write_summary(run_dir, summary)
-            log.message(f"stopped: {stop_reason}; summary in {run_dir / 'summary.json'}")
+            if stop_reason != FAILED:  # that one ends with its own one-line error below
+                log.message(f"stopped: {stop_reason}; summary in {run_dir / 'summary.json'}")
         if stop_reason == FAILED:
             raise EnvironmentFailedError(_failure_message(cfg, evaluator))
     finally:
