@@ -111,3 +111,16 @@ def test_resumed_table_run_matches_undisturbed(runs, noise_dir):
     resumed = train(cfg("cut", 4), resume=runs / "cut")
     assert resumed.summary["generations"] == 4
     assert resumed.params_sha256 == whole.params_sha256
+
+
+def test_estimator_es_with_a_table_uses_its_slices():
+    """evolution_strategies(..., noise=TableNoise): eps_k are the table slices; for linear f(x) = a.x the antithetic
+    per-pair estimate is (a.eps_k) eps_k exactly (up to rounding)."""
+    from esrun.estimators.evolution_strategies import evolution_strategies
+
+    src, key = TableNoise(jax.random.normal(jax.random.PRNGKey(5), (4096,))), jax.random.PRNGKey(6)
+    a = jnp.linspace(-1.0, 1.0, 300)
+    est = jax.jit(lambda s: evolution_strategies(key, lambda x: a @ x, jnp.ones(300), 0.1, 20, noise=s))(src)
+    eps = np.asarray(noise_rows(src, key, 0, jnp.arange(20), 300))
+    np.testing.assert_allclose(np.asarray(est.per_sample), (eps @ np.asarray(a))[:, None] * eps, rtol=1e-4, atol=1e-4)
+    assert est.num_evals == 40

@@ -12,13 +12,14 @@ for every sigma).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 
 from esrun.estimators.base import Estimate, register
 from esrun.estimators.distributions import Gaussian
+from esrun.strategies.noise import NoiseSource, noise_rows
 
 
 def _standardized(f_batch, mean, sigma, eps, antithetic):
@@ -46,6 +47,7 @@ def evolution_strategies(
     num_samples: int,
     antithetic: bool = True,
     form: str = "standardized",
+    noise: Optional[NoiseSource] = None,
 ) -> Estimate:
     """ES gradient of E_{eps ~ N(0, I)}[f(mean + sigma eps)] with respect to ``mean``.
 
@@ -61,6 +63,9 @@ def evolution_strategies(
       num_samples: n perturbations eps_k (static); with ``antithetic`` each is a pair (+eps_k, -eps_k).
       antithetic: static bool.
       form: ``"standardized"`` | ``"scaled"`` (static); same key -> same estimate up to rounding.
+      noise: None (default): ``eps = normal(key, [n, D])``; a noise source (``strategies/noise.py``: COUNTER or
+        a ``TableNoise`` over a shared table): ``eps_k = noise_rows(noise, key, 0, k, D)`` (float32), so a
+        million-dimensional estimate reads table slices instead of drawing n x D normals.
 
     Returns:
       Estimate(grad [*shape], per_sample [n, *shape] (one entry per perturbation or pair),
@@ -74,7 +79,10 @@ def evolution_strategies(
     mean = jnp.asarray(mean)
     shape = mean.shape
     dtype = jnp.result_type(mean, float)
-    eps = jax.random.normal(key, (num_samples, mean.size), dtype)
+    if noise is None:
+        eps = jax.random.normal(key, (num_samples, mean.size), dtype)
+    else:
+        eps = noise_rows(noise, key, 0, jnp.arange(num_samples, dtype=jnp.int32), mean.size).astype(dtype)
     sig = jnp.broadcast_to(jnp.asarray(sigma, dtype), shape).reshape(-1)
     f_batch = jax.vmap(lambda x: f(x.reshape(shape)))
     per = FORMS[form](f_batch, mean.reshape(-1), sig, eps, antithetic).reshape(num_samples, *shape)
@@ -82,7 +90,8 @@ def evolution_strategies(
 
 
 @register("evolution_strategies", supports=("gaussian",), unbiased=True)
-def evolution_strategies_dist(key: jax.Array, f, dist: Gaussian, num_samples: int, antithetic: bool = True) -> Estimate:
+def evolution_strategies_dist(key: jax.Array, f, dist: Gaussian, num_samples: int, antithetic: bool = True,
+                              noise: Optional[NoiseSource] = None) -> Estimate:
     """Registry form of :func:`evolution_strategies` with the common (key, f, dist, n) signature.
 
     Estimates the gradient w.r.t. ``dist.mean`` only, with sigma = exp(dist.log_std) held fixed. The
@@ -94,7 +103,7 @@ def evolution_strategies_dist(key: jax.Array, f, dist: Gaussian, num_samples: in
       Estimate(Gaussian(mean=grad [*shape], log_std=zeros), per_sample Gaussian with leading [n],
       num_evals = 2 n with antithetic pairs, n without).
     """
-    est = evolution_strategies(key, f, dist.mean, dist.std, num_samples, antithetic=antithetic)
+    est = evolution_strategies(key, f, dist.mean, dist.std, num_samples, antithetic=antithetic, noise=noise)
     zeros = jnp.zeros_like(jnp.asarray(dist.log_std, est.grad.dtype))
     grad = Gaussian(est.grad, zeros)
     per_sample = Gaussian(est.per_sample, jnp.zeros((num_samples, *zeros.shape), zeros.dtype))
