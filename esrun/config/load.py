@@ -162,11 +162,13 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
 
 
 def _check_registries(cfg: Config) -> None:
-    from esrun.strategies import STRATEGIES
+    from esrun.strategies import UnknownStrategyError, get_strategy
     from esrun.tasks import OBJECTIVES, env_exists
 
-    if cfg.strategy.name not in STRATEGIES:
-        raise ConfigError(f"strategy.name = {cfg.strategy.name!r}: unknown strategy{_suggest(cfg.strategy.name, STRATEGIES)}")
+    try:
+        get_strategy(cfg.strategy.name)
+    except UnknownStrategyError as exc:
+        raise ConfigError(str(exc)) from None
     task = cfg.task
     if task.type == "synthetic":
         if task.objective not in OBJECTIVES:

@@ -6,7 +6,7 @@ unknown keys, wrong types and out-of-range values become one-line :class:`Config
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -110,7 +110,7 @@ class PolicyConfig(_Section):
 
 
 class StrategyConfig(_Section):
-    name: str = Field("openai_es", description="openai_es | pgpe | snes | cma_es | ...")
+    name: str = Field("openai_es", description="openai_es | pgpe | snes | cma_es | ... | evosax/<Name> (any evosax algorithm)")
     population: int = Field(256, gt=0, description="members per generation")
     sigma: float = Field(0.1, gt=0.0, description="perturbation scale (initial std for evosax strategies)")
     sigma_decay: float = Field(1.0, gt=0.0, le=1.0, description="sigma <- max(sigma * decay, sigma_min) per gen")
@@ -123,6 +123,10 @@ class StrategyConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0, description="L2 coefficient: grad <- grad - wd * mean")
     tell_chunk: int = Field(
         32, gt=0, description="noise vectors regenerated per step of the chunked update (memory ~ 16 B x chunk x P)"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="evosax algorithm options (constructor arguments and scalar params, "
+        "e.g. {crossover_rate: 0.5}); checked against the algorithm when it is built"
     )
     noise: Literal["counter", "table"] = Field(
         "counter", description="counter: draw each noise vector from (key, generation, index); table: slices of "

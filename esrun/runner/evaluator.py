@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esrun.strategies import STRATEGIES
+from esrun.strategies import get_strategy
 from esrun.errors import UserError
 from esrun.runner.noise_table import table_source, table_too_small
 from esrun.strategies.noise import COUNTER
@@ -62,7 +62,7 @@ class Evaluator:
         self.task = build_task(cfg)
         self.num_params = self.task.num_params
         pop = cfg.strategy.population
-        self.strategy = STRATEGIES[cfg.strategy.name](self.num_params, pop, cfg.strategy)
+        self.strategy = get_strategy(cfg.strategy.name)(self.num_params, pop, cfg.strategy)
         self.chunk_size = cfg.chunk_size()
         self.num_chunks = pop // self.chunk_size
         self.root = jax.random.PRNGKey(cfg.seed)

@@ -37,6 +37,20 @@ weight members by rank with their own recombination weights, which are part of t
 ``fitness_shaping``, and adapt their step size themselves (``sigma_decay`` is ignored; CMA-ES honours
 ``sigma_min``). Weight decay ``wd`` adds ``wd * mean`` to the minimized gradient, i.e. ascends ``g - wd * mean``
 exactly as ``openai_es`` does.
+
+**Every evosax algorithm by name.** ``evosax/<Name>`` for each entry of evosax's own registry
+(``evosax.algorithms.algorithms``) is built by one generic builder (``esrun.strategies.evosax_registry``):
+``sigma`` -> ``std_init`` and ``sigma_min`` -> ``std_min`` where the params have them, and the constructor gets
+``optimizer`` / ``std_schedule`` / ``use_antithetic_sampling`` from the same fields as above when it takes them.
+The protocol is played by one of three families, chosen by the algorithm's evosax base class:
+
+    distribution   the replay above (mean() = the distribution mean)
+    population     generation 0 evaluates X_0 = x0 + sigma * N(0, I) drawn with ask_key_0, and tell builds the
+                   evosax state with evosax's init(X_0, -F_0); later generations replay ask / tell as above.
+                   mean() = the best member seen so far (evosax's best_solution)
+    stein          SV-CMA-ES / SV-Open-ES: ``options.num_populations`` particles (default 2), each a search
+                   distribution of population / num_populations members, initial means x0 + sigma * N(0, I);
+                   mean() = the mean of the particle holding the best fitness seen so far
 """
 from __future__ import annotations
 
@@ -84,22 +98,110 @@ def _default_params(algorithm):
     return jax.jit(lambda: algorithm.default_params)()
 
 
+def _like(new, old):
+    """``new`` cast leaf by leaf to the (strong) dtypes of ``old``: both branches of a ``lax.cond`` must agree."""
+    return jax.tree_util.tree_map(lambda n, o: jax.lax.convert_element_type(n, o.dtype), new, old)
+
+
+class Family(NamedTuple):
+    """How one kind of evosax algorithm plays the seed-sharing protocol (see the module docstring).
+
+    init(strategy, key, x0: [P]) -> es_state;  ask(strategy, ask_key, state) -> (X: [population, P], asked);
+    tell(strategy, tell_key, X, neg_fitness: [population], asked, state) -> es_state;
+    mean(strategy, es_state) -> [P].
+    """
+
+    init: Callable
+    ask: Callable
+    tell: Callable
+    mean: Callable
+
+
+def _dist_init(s, key, x0):
+    return s.algorithm.init(key, x0, s.params)
+
+
+def _dist_ask(s, ask_key, state):
+    return s.algorithm.ask(ask_key, state.es_state, state.es_params)
+
+
+def _dist_tell(s, tell_key, population, neg_fitness, asked, state):
+    es_state, _ = s.algorithm.tell(tell_key, population, neg_fitness, asked, state.es_params)
+    return es_state
+
+
+def _pop_init(s, key, x0):
+    """A placeholder state whose population is x0 repeated (fitness +inf): generation 0 replaces it."""
+    population = jnp.broadcast_to(x0, (s.population, s.num_params))
+    return s.algorithm.init(key, population, jnp.full((s.population,), jnp.inf, jnp.float32), s.params)
+
+
+def _pop_ask(s, ask_key, state):
+    def first():  # X_0 = x0 + sigma * N(0, I)
+        noise = jax.random.normal(ask_key, (s.population, s.num_params), jnp.float32)
+        return state.es_state.population + s.sigma * noise, state.es_state
+
+    def later():
+        population, asked = s.algorithm.ask(ask_key, state.es_state, state.es_params)
+        return population.astype(jnp.float32), _like(asked, state.es_state)
+
+    return jax.lax.cond(state.generation == 0, first, later)
+
+
+def _pop_tell(s, tell_key, population, neg_fitness, asked, state):
+    def first():
+        return _like(s.algorithm.init(tell_key, population, neg_fitness, state.es_params), state.es_state)
+
+    def later():
+        es_state, _ = s.algorithm.tell(tell_key, population, neg_fitness, asked, state.es_params)
+        return _like(es_state, state.es_state)
+
+    return jax.lax.cond(state.generation == 0, first, later)
+
+
+def _stein_init(s, key, x0):
+    k = s.algorithm.num_populations
+    means = x0 + s.sigma * jax.random.normal(jax.random.fold_in(key, 1), (k, s.num_params), jnp.float32)
+    return s.algorithm.init(key, means, s.params)
+
+
+def _stein_tell(s, tell_key, population, neg_fitness, asked, state):
+    k = s.algorithm.num_populations
+    grouped = population.reshape(k, s.population // k, s.num_params)
+    es_state, _ = s.algorithm.tell(tell_key, grouped, neg_fitness, asked, state.es_params)
+    return es_state
+
+
+FAMILIES: dict[str, Family] = {
+    "distribution": Family(_dist_init, _dist_ask, _dist_tell, lambda s, es: es.mean),
+    "population": Family(_pop_init, _pop_ask, _pop_tell, lambda s, es: es.best_solution),
+    "stein": Family(_stein_init, _dist_ask, _stein_tell, lambda s, es: es.mean[jnp.argmin(es.best_fitness)]),
+}
+"""family name -> how its algorithms are replayed; ``evosax_registry`` picks one from the evosax base class."""
+
+
 @dataclass(frozen=True, eq=False)
 class EvosaxStrategy(Strategy):
-    """One evosax distribution-based algorithm, replayed from seeds; see the module docstring."""
+    """One evosax algorithm, replayed from seeds; see the module docstring."""
 
     name: str
     num_params: int
     population: int
-    algorithm: Any = field(repr=False)  # an evosax DistributionBasedAlgorithm over a flat [P] solution
+    algorithm: Any = field(repr=False)  # an evosax algorithm over a flat [P] solution
     params: Any = field(repr=False)  # its evosax params, with StrategyConfig mapped in
+    family: str = "distribution"  # a key of FAMILIES
+    sigma: float = 1.0  # scale of generation 0 (population family) or of the initial means (stein family)
+
+    @property
+    def _family(self) -> Family:
+        return FAMILIES[self.family]
 
     def init(self, key: jax.Array, x0: jax.Array) -> EvosaxState:
         x0 = jnp.asarray(x0, jnp.float32)
         if x0.shape != (self.num_params,):
             raise ValueError(f"x0 has shape {x0.shape}, expected ({self.num_params},)")
         key = jnp.asarray(key, jnp.uint32)
-        es_state = self.algorithm.init(key, x0, self.params)
+        es_state = self._family.init(self, key, x0)
         return EvosaxState(key, jnp.zeros((), jnp.int32), _strong(es_state), _strong(self.params))
 
     def _keys(self, state: EvosaxState):
@@ -109,7 +211,7 @@ class EvosaxStrategy(Strategy):
     def population_matrix(self, state: EvosaxState):
         """The whole generation ``X_g: [population, P]`` and the post-ask evosax state, rebuilt from the state."""
         ask_key, _ = self._keys(state)
-        return self.algorithm.ask(ask_key, state.es_state, state.es_params)
+        return self._family.ask(self, ask_key, state)
 
     def member_params(self, state: EvosaxState, members: jax.Array) -> jax.Array:
         members = jnp.asarray(members, jnp.int32)
@@ -117,7 +219,7 @@ class EvosaxStrategy(Strategy):
         return population[members]
 
     def mean(self, state: EvosaxState) -> jax.Array:
-        return state.es_state.mean
+        return self._family.mean(self, state.es_state)
 
     def tell(self, state: EvosaxState, fitness: jax.Array):
         fitness = jnp.asarray(fitness, jnp.float32)
@@ -126,13 +228,15 @@ class EvosaxStrategy(Strategy):
         population, asked = self.population_matrix(state)
         _, tell_key = self._keys(state)
         # The one sign flip: esrun maximizes fitness, evosax minimizes.
-        es_state, _ = self.algorithm.tell(tell_key, population, -fitness, asked, state.es_params)
-        metrics = {
-            "sigma": jnp.mean(es_state.std),
-            "step_norm": jnp.linalg.norm(es_state.mean - state.es_state.mean),
-            "mean_norm": jnp.linalg.norm(es_state.mean),
-        }
+        es_state = self._family.tell(self, tell_key, population, -fitness, asked, state)
         new = EvosaxState(state.key, state.generation + 1, es_state, state.es_params)
+        mean = self.mean(new)
+        metrics = {
+            "step_norm": jnp.linalg.norm(mean - self.mean(state)),
+            "mean_norm": jnp.linalg.norm(mean),
+        }
+        if hasattr(es_state, "std"):  # the mean std where the algorithm has one
+            metrics = {"sigma": jnp.mean(es_state.std), **metrics}
         return new, metrics
 
 
@@ -235,7 +339,13 @@ BUILDERS: dict[str, Callable] = {
 
 def _factory(name: str, build: Callable):
     def make(num_params: int, population: int, cfg) -> EvosaxStrategy:
+        from esrun.strategies.evosax_registry import split_options
+
         algorithm, params = build(num_params, population, cfg)
+        # Native names take the scalar evosax params as options (their constructors are set by the fields above).
+        _, replace = split_options(name, type(algorithm), params, dict(getattr(cfg, "options", None) or {}), ctor=False)
+        if replace:
+            params = params.replace(**replace)
         return EvosaxStrategy(name, num_params, population, algorithm, params)
 
     make.__name__ = f"make_{name}"
