@@ -33,6 +33,10 @@ class GymTaskConfig(_Section):
         "locomotion envs (Swimmer/Hopper/HalfCheetah/Walker2d-v5) stepped by mj_step on task.workers processes"
     )
     workers: Optional[int] = Field(None, ge=1, description="engine mujoco: stepping processes (default: all cores)")
+    reward_shift: float = Field(
+        0.0, description="subtracted from every training step's reward (ARS removes the survival bonus: 1 on "
+        "Hopper/Walker2d/Ant/Humanoid); evaluation returns are not shifted"
+    )
     max_failed_generations: int = Field(
         3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
     )

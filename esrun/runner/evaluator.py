@@ -84,6 +84,9 @@ class Evaluator:
             self._range_params = jax.jit(self.strategy.range_params, static_argnums=2)
         self._tell = jax.jit(self.strategy.tell)
         self.uses_obs_stats = bool(getattr(cfg.task, "obs_norm", False))
+        # ARS's survival-bonus removal: fitness = return - shift x steps (per episode); evaluation returns unshifted
+        self.reward_shift = float(getattr(cfg.task, "reward_shift", 0.0))
+        self.episodes = int(getattr(cfg.task, "episodes_per_member", 1))
 
     @property
     def noise(self):
@@ -124,7 +127,10 @@ class Evaluator:
             else:
                 members = jnp.arange(c * self.chunk_size, (c + 1) * self.chunk_size, dtype=jnp.int32)
                 params = self._member_params(*self._with_noise(state.strategy, members))
-            out.append(self.task.evaluate(params, self.chunk_key(state.generation, c), state.obs_stats))
+            result = self.task.evaluate(params, self.chunk_key(state.generation, c), state.obs_stats)
+            if self.reward_shift:
+                result = result._replace(fitness=result.fitness - self.reward_shift * result.steps / self.episodes)
+            out.append(result)
         return out
 
     def apply(self, state: RunState, fitness: np.ndarray, steps: int, obs_delta: Optional[ObsStats]):
