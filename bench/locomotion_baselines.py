@@ -6,7 +6,8 @@ method sees the same machine load.
 
 Every method evaluates its current solution the same way: every ``--eval-every`` iterations, the mean return of 10
 episodes; it stops at the first evaluation >= threshold (time and env steps then recorded) or at ``--cap`` seconds.
-Env steps count training episodes only (the evaluation episodes are not counted, for every method).
+Env steps count training episodes only (the evaluation episodes are not counted, for every method). CPU seconds
+(all threads and worker processes) are printed beside wall seconds: on a shared machine they are the fairer figure.
 The baselines use the same linear policy (M = 0, actions clipped to the bounds) and state normalization (V2).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -62,32 +64,34 @@ def evaluate(env, M, stats, episodes=10) -> float:
     return float(np.mean([rollout(env, M, stats)[0] for _ in range(episodes)]))
 
 
-def numpy_ars(env_id, seed, threshold, cap, directions, top, alpha, nu, eval_every, **_):
+def numpy_ars(env_id, seed, threshold, cap, directions, top, alpha, nu, eval_every, shift, **_):
     """ARS V2-t (Mania et al. 2018, Algorithm 2) in numpy: one env, rollouts one after the other."""
     env, ev = gym.make(env_id), gym.make(env_id)
     env.reset(seed=seed), ev.reset(seed=seed + 10_000)
     rng = np.random.default_rng(seed)
     M = np.zeros((env.action_space.shape[0], env.observation_space.shape[0]))
-    stats, steps, t0, it = RunningStats(M.shape[1]), 0, time.perf_counter(), 0
+    stats, steps, t0, c0, it = RunningStats(M.shape[1]), 0, time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - t0 < cap:
         eps = rng.standard_normal((directions, *M.shape))
         r = np.zeros((directions, 2))
         seen = []
         for k in range(directions):
             for j, sign in enumerate((1.0, -1.0)):
-                r[k, j], n = rollout(env, M + sign * nu * eps[k], stats, collect=seen)
-                steps += n
+                total, n = rollout(env, M + sign * nu * eps[k], stats, collect=seen)
+                r[k, j], steps = total - shift * n, steps + n  # ARS trains without the survival bonus
         stats.push(np.asarray(seen))
         keep = np.argsort(-r.max(1), kind="stable")[:top]
         sigma_r = r[keep].std()
         M = M + alpha / (top * sigma_r) * np.einsum("k,kij->ij", r[keep, 0] - r[keep, 1], eps[keep])
         it += 1
         if it % eval_every == 0 and evaluate(ev, M, stats) >= threshold:
-            return dict(reached=True, seconds=time.perf_counter() - t0, env_steps=steps, iterations=it)
-    return dict(reached=False, seconds=time.perf_counter() - t0, env_steps=steps, iterations=it)
+            return dict(reached=True, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                        env_steps=steps, iterations=it)
+    return dict(reached=False, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                env_steps=steps, iterations=it)
 
 
-def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every, algo="ARS", **_):
+def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every, shift, algo="ARS", **_):
     """evosax's ARS (top half of the directions) or Open_ES over one Gymnasium vector env of 2N slots."""
     import jax
     import optax
@@ -108,7 +112,7 @@ def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every,
     params = es.default_params
     state = es.init(key, x0, params)
     ask, tell = jax.jit(es.ask), jax.jit(es.tell)
-    stats, steps, t0, it, vseed = RunningStats(obs_dim), 0, time.perf_counter(), 0, seed
+    stats, steps, t0, c0, it, vseed = RunningStats(obs_dim), 0, time.perf_counter(), time.process_time(), 0, seed
     while time.perf_counter() - t0 < cap:
         key, k_ask, k_tell = jax.random.split(key, 3)
         pop_x, state = ask(k_ask, state, params)
@@ -121,7 +125,7 @@ def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every,
             seen.append(obs[alive])
             a = np.clip(np.einsum("pij,pj->pi", Ms, (obs - mu) / sd), lo, hi)
             obs, r, term, trunc, _ = venv.step(a)
-            ret += r * alive
+            ret += (r - shift) * alive
             steps += int(alive.sum())
             alive &= ~(term | trunc)
         stats.push(np.concatenate(seen))
@@ -129,8 +133,16 @@ def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every,
         it += 1
         M = np.asarray(state.mean, np.float64).reshape(act_dim, obs_dim)
         if it % eval_every == 0 and evaluate(ev, M, stats) >= threshold:
-            return dict(reached=True, seconds=time.perf_counter() - t0, env_steps=steps, iterations=it)
-    return dict(reached=False, seconds=time.perf_counter() - t0, env_steps=steps, iterations=it)
+            return dict(reached=True, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                        env_steps=steps, iterations=it)
+    return dict(reached=False, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                env_steps=steps, iterations=it)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every finished child process (esrun and, reaped by it, its engine workers)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def esrun_cli(config, seed, threshold, cap, overrides=(), **_):
@@ -139,11 +151,12 @@ def esrun_cli(config, seed, threshold, cap, overrides=(), **_):
     cmd = [str(Path(sys.executable).parent / "esrun"), "train", config, f"seed={seed}", f"name={name}",
            "logging.dir=/tmp/esrun_bench_runs", "logging.progress=false", "logging.tensorboard=false",
            f"budget.wall_seconds={cap}", f"budget.target_return={threshold}", *overrides]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - c0
     s = json.loads((Path("/tmp/esrun_bench_runs") / name / "summary.json").read_text())
-    return dict(reached=s["stop_reason"].startswith("target_return"), seconds=seconds, env_steps=s["env_steps"],
+    return dict(reached=s["stop_reason"].startswith("target_return"), seconds=seconds, cpu_seconds=cpu,
+                env_steps=s["env_steps"],
                 iterations=s["generations"], final_eval=s["final_eval_return"])
 
 
@@ -163,6 +176,7 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.01)
     p.add_argument("--nu", type=float, default=0.025)
     p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--shift", type=float, default=1.0, help="survival bonus removed in training (as the config)")
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--override", nargs="*", default=[], help="extra esrun overrides")
     a = p.parse_args()
@@ -171,18 +185,18 @@ def main() -> None:
     for seed in a.seeds:
         for m in a.methods:
             r = METHODS[m](env_id=a.env, config=a.config, seed=seed, threshold=a.threshold, cap=a.cap,
-                           directions=a.directions, top=a.top, alpha=a.alpha, nu=a.nu, eval_every=a.eval_every,
+                           directions=a.directions, top=a.top, alpha=a.alpha, nu=a.nu, eval_every=a.eval_every, shift=a.shift,
                            overrides=a.override)
             r.update(method=m, seed=seed)
             rows.append(r)
             print(json.dumps(r), flush=True)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print(f"\n{a.env} >= {a.threshold:g}, cap {a.cap:g} s; median over seeds {a.seeds}")
-    print(f"{'method':16s} {'reached':>8s} {'median s':>9s} {'median steps':>13s}")
+    print(f"{'method':16s} {'reached':>8s} {'median s':>9s} {'median CPU s':>13s} {'median steps':>13s}")
     for m in a.methods:
         rs = [r for r in rows if r["method"] == m]
         print(f"{m:16s} {sum(r['reached'] for r in rs):>5d}/{len(rs):<2d} {np.median([r['seconds'] for r in rs]):9.1f}"
-              f" {np.median([r['env_steps'] for r in rs]):13,.0f}")
+              f" {np.median([r['cpu_seconds'] for r in rs]):13.1f} {np.median([r['env_steps'] for r in rs]):13,.0f}")
 
 
 if __name__ == "__main__":
