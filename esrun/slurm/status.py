@@ -103,7 +103,9 @@ def _last_event_step(run_dir: Path) -> Optional[int]:
     for path in files:
         try:
             for event in EventFileLoader(str(path)).Load():
-                if event.HasField("summary") and (last is None or event.step > last):
+                # steps are generations, except for tags plotted against environment steps (vs_env_steps/...)
+                by_generation = any(not v.tag.startswith("vs_env_steps/") for v in event.summary.value)
+                if event.HasField("summary") and by_generation and (last is None or event.step > last):
                     last = int(event.step)
         except Exception:  # noqa: BLE001 - a file being written may end mid-record
             continue
