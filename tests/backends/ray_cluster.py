@@ -19,6 +19,12 @@ import psutil
 
 RAY = str(Path(sys.executable).parent / "ray")
 
+#: Printed by ``ray start`` once its node has registered with the GCS (stdout unbuffered).
+READY = "Ray runtime started."
+#: ``ray start`` gives a node 30 s to register (a constant in ray/_private/node.py); a loaded machine can miss that,
+#: so a node that exits before it is ready is started again, at most this many times in all.
+ATTEMPTS = 3
+
 #: Node failure is detected by the GCS health check: 0.5 s x 4 misses instead of Ray's 3 s x 5.
 FAST_FAILURE_DETECTION = {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
                           "health_check_initial_delay_ms": 0}
@@ -36,17 +42,24 @@ class RayNode:
     proc: subprocess.Popen
     log: Path
 
-    def raylet_pid(self, timeout: float = 300.0) -> int:
+    def raylet_pid(self) -> int:
         """PID of this node's raylet (a child of the ``ray start --block`` process)."""
+        for child in psutil.Process(self.proc.pid).children():
+            if child.name() == "raylet":
+                return child.pid
+        raise RuntimeError(f"ray node {self.name} has no raylet:\n{self.log.read_text()}")
+
+    def wait_ready(self, timeout: float = 180.0) -> bool:
+        """True once ``ray start`` says the node is up; False if it exited or stopped trying (timed out)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ray node {self.name} exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            for child in psutil.Process(self.proc.pid).children():
-                if child.name() == "raylet":
-                    return child.pid
+            text = self.log.read_text(errors="replace")
+            if READY in text:
+                return True
+            if self.proc.poll() is not None or "timed out during startup" in text:
+                return False
             time.sleep(0.5)
-        raise RuntimeError(f"ray node {self.name}: no raylet after {timeout:.0f} s:\n{self.log.read_text()}")
+        return False
 
     def stop(self) -> None:
         """SIGKILL the ``ray start`` process and every descendant, by PID."""
@@ -80,7 +93,7 @@ def _start_node(name: str, args: list[str], temp_dir: Path) -> RayNode:
              "--runtime-env-agent-port"]
     cmd = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp_dir}",
            "--object-store-memory=80000000", *[f"{p}={free_port()}" for p in ports], *args]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return RayNode(name, proc, log)
@@ -91,17 +104,22 @@ def start_two_nodes(temp_dir: Path, cpus_per_node: int = 2) -> TwoNodeCluster:
     temp_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cluster = TwoNodeCluster(f"127.0.0.1:{port}", temp_dir)
+    head_args = ["--head", f"--port={port}", f"--ray-client-server-port={free_port()}", f"--num-cpus={cpus_per_node}",
+                 '--resources={"esrun_node1": 100}', "--include-dashboard=false",
+                 f"--system-config={json.dumps(FAST_FAILURE_DETECTION)}"]
+    node2_args = [f"--address={cluster.address}", f"--num-cpus={cpus_per_node}", '--resources={"esrun_node2": 100}']
     try:
-        head = _start_node("node1", ["--head", f"--port={port}", f"--ray-client-server-port={free_port()}",
-                                     f"--num-cpus={cpus_per_node}", '--resources={"esrun_node1": 100}',
-                                     "--include-dashboard=false",
-                                     f"--system-config={json.dumps(FAST_FAILURE_DETECTION)}"], temp_dir)
-        cluster.nodes.append(head)
-        head.raylet_pid()
-        node2 = _start_node("node2", [f"--address={cluster.address}", f"--num-cpus={cpus_per_node}",
-                                      '--resources={"esrun_node2": 100}'], temp_dir)
-        cluster.nodes.append(node2)
-        node2.raylet_pid()
+        for name, args in (("node1", head_args), ("node2", node2_args)):
+            for attempt in range(ATTEMPTS):
+                node = _start_node(f"{name}-{attempt}", args, temp_dir)
+                if node.wait_ready():
+                    node.name = name
+                    cluster.nodes.append(node)
+                    break
+                log = node.log.read_text(errors="replace")
+                node.stop()
+            else:
+                raise RuntimeError(f"ray {name} did not start in {ATTEMPTS} attempts; last log:\n{log}")
     except BaseException:
         cluster.stop()
         raise

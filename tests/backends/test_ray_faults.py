@@ -211,9 +211,11 @@ def test_worker_killed_while_applying_the_update(cluster, undisturbed, tmp_path,
 
 
 def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
-    """Four workers spread over the two nodes; node 2's raylet is SIGKILLed while its workers evaluate. Their chunks
-    go to the workers on node 1 and the run ends with the undisturbed hash. (Runs last: node 2 stays down.)"""
+    """Two workers spread over the two nodes (one each); node 2's raylet is SIGKILLed while its worker evaluates a
+    chunk. Its chunks go to the worker on node 1 and the run ends with the undisturbed hash. (Runs last: node 2
+    stays down. Two workers, not more, to keep the test short: each worker start imports JAX.)"""
     made, hooks = hooked
+    WORKERS = 2
     node2 = cluster.nodes[1]
     raylet = node2.raylet_pid()
     lost = {}
@@ -222,7 +224,8 @@ def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
         return [w for w, pid in enumerate(b.pids) if psutil.Process(pid).ppid() == raylet]
 
     def kill_raylet(b):
-        lost.update(workers=on_node2(b), generation=b.generation_seen, by_pid=dict(b.chunks_by_pid))
+        workers = on_node2(b)
+        lost.update(workers=workers, pids={b.pids[w] for w in workers}, by_pid=dict(b.chunks_by_pid))
         os.kill(raylet, signal.SIGKILL)
 
     _count_generations(hooks)
@@ -235,15 +238,15 @@ def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
         return bool(workers) and _busy_in_one_generation(b, workers)
 
     watcher = _when(made, node2_busy, kill_raylet)
-    result = train(_ray(cluster, tmp_path, 4, *FAST_TIMEOUT))
+    result = train(_ray(cluster, tmp_path, WORKERS, *FAST_TIMEOUT))
     watcher.join(5)
     b = made[0]
     assert "workers" in lost, f"the workers of node 2 were never all busy: {where}"
-    assert len(lost["workers"]) == 2, lost  # SPREAD placed half the workers on node 2
-    node1 = {b.pids[w] for w in range(4) if w not in lost["workers"]}
+    assert len(lost["workers"]) == WORKERS // 2, lost  # SPREAD placed half the workers on node 2
     after = {pid: n - lost["by_pid"].get(pid, 0) for pid, n in b.chunks_by_pid.items()}
     assert sum(after.values()) > 0
-    assert {pid for pid, n in after.items() if n > 0} <= node1  # every chunk after the loss ran on node 1
-    assert b.requeued_chunks + b.straggler_chunks >= 2  # node 2's chunks in flight went to node 1
+    # every chunk after the loss ran on node 1 (the survivor, or the lost actor restarted there by Ray)
+    assert not {pid for pid, n in after.items() if n > 0} & lost["pids"]
+    assert b.requeued_chunks + b.straggler_chunks >= WORKERS // 2  # node 2's chunks in flight went to node 1
     assert sum(b.chunks_by_pid.values()) == GENERATIONS * CHUNKS
     assert result.params_sha256 == undisturbed
