@@ -152,9 +152,9 @@ class RayBackend(Backend):
     """Coordinator side: a chunk queue over N replica actors; see the module docstring.
 
     Every call to an actor is an entry of ``self._calls``: ``ref -> (kind, worker, seq, extra)`` with kind
-    ``chunk`` (extra: (generation, chunk id)), ``tell`` (extra: the hash expected, or None) or ``sync``.
-    ``self._chunk_t0`` holds the submission time of every chunk call in flight, for the straggler timeout. Calls to one actor
-    run in submission order, so a sync followed by a tell leaves the replica one generation on. A worker takes
+    ``chunk`` (extra: (generation, chunk id)), ``tell`` (extra: the hash expected, or None) or ``sync``;
+    ``self._chunk_t0`` holds the submission time of each chunk call in flight (the straggler timeout). Calls to one
+    actor run in submission order, so a sync followed by a tell leaves the replica one generation on. A worker takes
     chunks when no sync of it is in flight, so a restarting worker never holds a chunk others could evaluate.
     An answer from a call made before the worker's latest sync (``seq < last_sync``) cannot make it stale again.
     """
