@@ -188,27 +188,34 @@ def test_resume_refuses_trajectory_overrides(one_checkpoint_run, tmp_path, capsy
 # -- a full disk -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 600 KiB tmpfs (root only), unmounted afterwards."""
+    """``mount(kib)`` mounts a tmpfs of that size (root only) and returns its path; unmounted afterwards."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"mounting a tmpfs needs root: {r.stderr.strip()}")
+
+    def mount(kib: int) -> Path:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mnt)], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            pytest.skip(f"mounting a tmpfs needs root: {r.stderr.strip()}")
+        return mnt
+
     try:
-        yield mnt
+        yield mount
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_full_disk_while_checkpointing(runs, tiny_disk, tmp_path, capsys):
-    """Checkpoints of ~245 KB (dim 20000, Adam): two fit in 600 KiB, the third does not. The run warns and goes on,
-    its final checkpoint fails with one line, the two written stay intact, and after space is freed --resume ends
-    with the undisturbed hash."""
+    """Checkpoints of ~245 KB (dim 20000, Adam) on a tmpfs where two fit and the third does not. The run warns and
+    goes on, its final checkpoint fails with one line, the two written stay intact, and after space is freed
+    --resume ends with the undisturbed hash."""
     big = ["task.dim=20000", "budget.generations=5", "logging.checkpoint_every=1"]
     want = _train(runs, "undisturbed", *big)
-    rc, err = _cli(capsys, "train", _config_file(tmp_path, *SPHERE, *big), f"logging.dir={tiny_disk}", "name=full",
+    size_kib = max(p.stat().st_size for p in checkpoint.list_checkpoints(runs / "undisturbed")) / 1024
+    disk = tiny_disk(int(2.5 * size_kib) + 8)  # config.yaml (one page) + two checkpoints, not three
+    rc, err = _cli(capsys, "train", _config_file(tmp_path, *SPHERE, *big), f"logging.dir={disk}", "name=full",
                    "--quiet")
-    run_dir = tiny_disk / "full"
+    run_dir = disk / "full"
     assert rc == 2, err
     assert err[-1].startswith("esrun: error: cannot write checkpoint") and "No space left on device" in err[-1], err
     assert "gen_000005" in err[-1]
@@ -219,7 +226,7 @@ def test_full_disk_while_checkpointing(runs, tiny_disk, tmp_path, capsys):
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     fresh = _fresh_state(run_dir)
     assert [checkpoint.read(p, fresh).generation for p in kept] == [2, 1]
-    subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_disk)], check=True)  # space freed
+    subprocess.run(["mount", "-o", f"remount,size={int(8 * size_kib)}k", str(disk)], check=True)  # space freed
     rc, err = _cli(capsys, "train", "--resume", str(run_dir), "--quiet")
     assert rc == 0, err
     done = json.loads((run_dir / "summary.json").read_text())
