@@ -199,6 +199,8 @@ class LoggingConfig(_Section):
     progress: bool = Field(True, description="live progress line on the console")
     log_every: int = Field(1, ge=1)
     checkpoint_every: int = Field(25, ge=1, description="checkpoint every N generations (and at the end)")
+    video_every: int = Field(0, ge=0, description="TensorBoard: a GIF of one episode of the mean policy every N "
+                             "evaluations (eval/video; Gymnasium tasks that render); 0 = off")
     keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept (the newest); --resume falls back to "
                                   "an older one when the newest is corrupt")
 

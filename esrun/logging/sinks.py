@@ -8,24 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-
-class TensorBoardSink:
-    """Scalars to TensorBoard event files (tensorboardX writer) under the run directory."""
-
-    def __init__(self, run_dir: Path):
-        from tensorboardX import SummaryWriter
-
-        self.writer = SummaryWriter(logdir=str(run_dir), flush_secs=5)
-
-    def write(self, step: int, metrics: dict[str, float]) -> None:
-        for tag, value in metrics.items():
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                continue
-            self.writer.add_scalar(tag, float(value), step)
-
-    def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+from esrun.logging.tensorboard import TensorBoardSink  # noqa: F401  (re-exported: the sink of every dashboard)
 
 
 class ConsoleSink:
@@ -66,6 +49,23 @@ class MetricLogger:
     def write(self, step: int, metrics: dict[str, float]) -> None:
         for sink in self.sinks:
             sink.write(step, metrics)
+
+    def histogram(self, tag: str, values, step: int) -> None:
+        """An array (e.g. the population's fitness) to the sinks that draw distributions; scalar sinks ignore it."""
+        self._each("histogram", tag, values, step)
+
+    def video(self, tag: str, frames, step: int) -> None:
+        """``frames: [T, H, W, 3]`` uint8 to the sinks that show videos."""
+        self._each("video", tag, frames, step)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """The run's summary, once at the end of a session (TensorBoard's HParams metrics)."""
+        self._each("finish", summary)
+
+    def _each(self, method: str, *args) -> None:
+        for sink in self.sinks:
+            if hasattr(sink, method):
+                getattr(sink, method)(*args)
 
     def message(self, text: str) -> None:
         for sink in self.sinks:

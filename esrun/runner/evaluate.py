@@ -42,14 +42,25 @@ def evaluate_run(run_dir: Path, episodes: int, video: Optional[str] = None, seed
     mean = np.asarray(ev.strategy.mean(saved.strategy), np.float32)
     returns = ev.task.evaluate_policy(mean, jax.random.PRNGKey(seed), episodes, saved.obs_stats)
     if video:
-        write_video(ev.task, mean, saved.obs_stats, video, seed)
+        frames = render_frames(ev.task, mean, saved.obs_stats, seed)
+        save_video(frames, video)
+        if cfg.logging.tensorboard:  # also in the run's TensorBoard images, at the checkpoint's generation
+            from esrun.logging.tensorboard import TensorBoardSink
+
+            sink = TensorBoardSink(run_dir)
+            sink.video("eval/video", frames[::VIDEO_STRIDE][:VIDEO_MAX_FRAMES], int(saved.generation))
+            sink.close()
     ev.task.close()
     return {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": episodes,
             "returns": [float(r) for r in returns]}
 
 
-def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int = 1000) -> None:
-    """One episode's rgb frames written with imageio (mp4 via ffmpeg, or gif by extension)."""
+VIDEO_STRIDE, VIDEO_MAX_FRAMES = 2, 150
+"""TensorBoard videos keep every 2nd frame, at most 150 (a short GIF of a few hundred kB)."""
+
+
+def render_frames(task, params, obs_stats, seed: int, max_frames: int = 1000) -> np.ndarray:
+    """One episode of the policy ``params`` as rgb frames ``[T, H, W, 3]`` uint8 (Gymnasium tasks that render)."""
     import os
     import warnings
 
@@ -57,7 +68,6 @@ def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int =
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
     import gymnasium as gym
-    import imageio.v2 as imageio
     import jax.numpy as jnp
 
     env_id = getattr(task, "env_id", None)
@@ -84,8 +94,20 @@ def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int =
     env.close()
     if frames[0] is None:
         raise UserError(f"{env_id} returned no rgb frames")
+    return np.stack(frames).astype(np.uint8)
+
+
+def save_video(frames: np.ndarray, path: str) -> None:
+    """Frames written with imageio (mp4 via ffmpeg, or gif by extension)."""
+    import imageio.v2 as imageio
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if str(path).endswith(".gif"):
-        imageio.mimsave(path, frames, duration=1 / 30)
+        imageio.mimsave(path, list(frames), duration=1 / 30)
     else:
-        imageio.mimsave(path, frames, fps=30, macro_block_size=1)
+        imageio.mimsave(path, list(frames), fps=30, macro_block_size=1)
+
+
+def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int = 1000) -> None:
+    """One episode's rgb frames written to ``path`` (mp4 or gif by extension)."""
+    save_video(render_frames(task, params, obs_stats, seed, max_frames), path)

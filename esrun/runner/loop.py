@@ -25,6 +25,7 @@ from esrun.backends import get_backend
 from esrun.config import Config, dump_config
 from esrun.errors import UserError
 from esrun.logging import ConsoleSink, MetricLogger, TensorBoardSink, write_summary
+from esrun.logging.tensorboard import hparams_of
 from esrun.runner import checkpoint
 from esrun.runner.evaluator import Evaluator, RunState, params_hash
 
@@ -127,6 +128,20 @@ def _resume_state(cfg: Config, run_dir: Path, fresh: RunState, skipped: list[str
     return state
 
 
+def _log_video(log: MetricLogger, evaluator: Evaluator, state: RunState) -> bool:
+    """One episode of the mean policy to TensorBoard (``eval/video``). False (after one warning) if the task
+    cannot render; the caller then stops asking."""
+    from esrun.runner.evaluate import VIDEO_MAX_FRAMES, VIDEO_STRIDE, render_frames
+
+    try:
+        frames = render_frames(evaluator.task, evaluator.mean(state), state.obs_stats, seed=state.generation)
+    except UserError as exc:
+        log.message(f"esrun: warning: logging.video_every: no video ({exc})")
+        return False
+    log.video("eval/video", frames[::VIDEO_STRIDE][:VIDEO_MAX_FRAMES], state.generation)
+    return True
+
+
 def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None) -> Result:
     """Run (or continue) the training described by a validated config; returns the summary."""
     t_start = time.perf_counter()
@@ -150,7 +165,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
         (run_dir / "config.yaml").write_text(config_yaml)
     sinks: list = []
     if coord and cfg.logging.tensorboard:
-        sinks.append(TensorBoardSink(run_dir))
+        sinks.append(TensorBoardSink(run_dir, hparams=hparams_of(cfg), config_text=config_yaml))
     show = cfg.logging.progress if progress is None else progress
     if coord and show:
         sinks.append(ConsoleSink(cfg.budget.generations, state.generation, cfg.name))
@@ -161,6 +176,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
     eval_cfg_every = getattr(cfg.task, "eval_every", 1)
     eval_episodes = getattr(cfg.task, "eval_episodes", 1)
     last_eval = None
+    evals_done, video_ok = 0, True  # evaluations of the mean policy this session (logging.video_every counts)
     failed_streak = 0  # generations in a row in which every member failed (NaN / inf fitness)
     try:
         state = backend.start(state) or state  # MPI: rank 0's state replaces a replica that disagrees
@@ -198,6 +214,11 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
                 metrics.update(backend.comm_metrics())
                 if coord and state.generation % cfg.logging.log_every == 0:
                     log.write(state.generation, metrics)
+                    log.histogram("fitness/population", fitness, state.generation)
+                if coord and "eval/return_mean" in metrics:
+                    evals_done += 1
+                    if video_ok and cfg.logging.video_every and evals_done % cfg.logging.video_every == 0:
+                        video_ok = _log_video(log, evaluator, state)
                 if coord and state.generation % cfg.logging.checkpoint_every == 0:
                     _checkpoint(run_dir, state, config_yaml, cfg, final=False)
                 if failed_streak >= cfg.task.max_failed_generations:  # the same on every replica: no agree
@@ -219,6 +240,7 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
             summary = build_summary(cfg, evaluator, backend, state, final_eval, stop_reason,
                                     time.perf_counter() - t_start)
             write_summary(run_dir, summary)
+            log.finish(summary)
             if stop_reason != FAILED:  # that one ends with its own one-line error below
                 log.message(f"stopped: {stop_reason}; summary in {run_dir / 'summary.json'}")
         if stop_reason == FAILED:
