@@ -64,6 +64,12 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from esrun.logging.runs import main as runs_main
+
+    return runs_main(args.dir, as_csv=args.csv)
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(module)
@@ -90,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video", metavar="FILE", help="write rgb frames of the first episode (mp4 or gif)")
     e.add_argument("--seed", type=int, default=12345)
     e.set_defaults(fn=cmd_eval)
+    r = sub.add_parser("runs", help="table of the runs under DIR: status, generations, best, final eval, hash")
+    r.add_argument("dir", nargs="?", default="runs", help="a directory of runs (default: runs)")
+    r.add_argument("--csv", action="store_true", help="CSV with every field in full, for scripts")
+    r.set_defaults(fn=cmd_runs)
     sub.add_parser("compare", help="estimators side by side at equal budgets", add_help=False)
     sub.add_parser("slurm", help="submit / watch SLURM jobs", add_help=False)
     return p
