@@ -333,3 +333,42 @@ def test_jax_env_nan_observation_fails_the_episode():
     nan = np.isnan(ret)
     assert nan.any() and (~nan).any()
     assert np.all(ret[~nan] == 10) and np.all(steps[nan] == 3)
+
+
+def test_native_vector_env_failures(monkeypatch):
+    """Gymnasium's own vector CartPole (no per-slot guard): a step that raises fails the chunk's unfinished members
+    and the vector env is rebuilt (the next chunk equals one before the failure); a NaN observation in one slot
+    fails that member only."""
+    import jax
+
+    from esrun.tasks.gym import GymTask
+
+    task = GymTask("CartPole-v1", esrun.load_config(None, "policy.hidden=[4]").policy)
+    params = np.zeros((4, task.num_params), np.float32)
+    key = jax.random.PRNGKey(0)
+    ok = task.evaluate(params, key).fitness
+    cls = type(task._envs[4])
+    orig, calls = cls.step, {"n": 0}
+
+    def crash(self, action):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("vector env crashed")
+        return orig(self, action)
+
+    monkeypatch.setattr(cls, "step", crash)
+    assert np.all(np.isnan(task.evaluate(params, key).fitness))
+    assert task.last_failure == "RuntimeError: vector env crashed" and 4 not in task._envs
+    monkeypatch.undo()
+    np.testing.assert_array_equal(task.evaluate(params, key).fitness, ok)
+
+    def nan_slot_0(self, action):
+        obs, *rest = orig(self, action)
+        obs = np.array(obs)
+        obs[0] = np.nan
+        return (obs, *rest)
+
+    monkeypatch.setattr(cls, "step", nan_slot_0)
+    fit = task.evaluate(params, key).fitness
+    task.close()
+    assert np.isnan(fit[0]) and np.array_equal(fit[1:], ok[1:]), (fit, ok)
