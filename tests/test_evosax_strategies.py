@@ -184,12 +184,23 @@ def test_cli_train_with_cma_es(tmp_path):
     assert resumed["params_sha256"] == straight["params_sha256"]
 
 
+RASTRIGIN_SEEDS = (0, 1, 2)
+
+
 def test_rastrigin_config_reaches_below_one(tmp_path):
-    """configs/rastrigin.yaml (CMA-ES, population 200) gets f(mean) < 1 on 10-d Rastrigin (it stops at 0.01)."""
-    result = esrun.train(ROOT / "configs/rastrigin.yaml", f"logging.dir={tmp_path}", "logging.tensorboard=false",
-                         progress=False)
-    s = result.summary
-    assert s["strategy"] == "cma_es"
-    assert -s["final_eval_return"] < 1.0, s
-    assert -s["best_fitness"] < 1.0, s
-    assert s["generations"] < 200  # stopped by target_return, not by running out of generations
+    """configs/rastrigin.yaml (CMA-ES) gets f(mean) < 1 on 10-d Rastrigin on any CPU, not on one lucky seed.
+
+    Three seeds; at least two must stop at the target (f(mean) <= 0.01) before the generation budget. A run trapped
+    in a neighbouring basin ends at f ~ 0.995 (one coordinate off by one) or 1.99 (two); the config's success rate
+    was measured on more seeds under two instruction sets (docs/BENCHMARKS.md, "Any CPU (issue 9)"), and
+    tests/test_any_cpu.py reruns this test with XLA pinned to another one.
+    """
+    summaries = []
+    for seed in RASTRIGIN_SEEDS:
+        result = esrun.train(ROOT / "configs/rastrigin.yaml", f"seed={seed}", f"logging.dir={tmp_path}",
+                             f"name=s{seed}", "logging.tensorboard=false", progress=False)
+        summaries.append(result.summary)
+    assert all(s["strategy"] == "cma_es" for s in summaries)
+    finals = [-s["final_eval_return"] for s in summaries]
+    reached = [s["stop_reason"].startswith("target_return") for s in summaries]  # f(mean) <= 0.01
+    assert sum(reached) >= 2, [(f, s["generations"], s["stop_reason"]) for f, s in zip(finals, summaries)]

@@ -84,10 +84,17 @@ def test_method_on_ray_two_workers(ray_session, method):
 
 
 def test_reinforce_learns_cartpole(ray_session):
-    out, logged = _run("reinforce", {"episodes_per_worker": 8, "eval_every": 100}, 10_000)
-    start = logged[0][1]["eval/return"]
-    assert start < 50
-    assert out["final_return"] >= 150, (start, out["final_return"])
+    """Over seeds 0-2 REINFORCE lifts the greedy return of its initial policy, and the median ends >= 150.
+
+    One seed is not enough on any CPU: seeds 0-4 end at 469, 142, 380, ... from starts of 9, 32, 80, ...
+    (docs/BENCHMARKS.md, "Any CPU (issue 9)"), so a threshold met by seed 0 is a coin toss for another seed or CPU.
+    """
+    runs = []
+    for seed in (0, 1, 2):
+        out, logged = _run("reinforce", {"episodes_per_worker": 8, "eval_every": 100}, 10_000, seed=seed)
+        runs.append((logged[0][1]["eval/return"], out["final_return"]))
+    assert all(final > start for start, final in runs), runs
+    assert sorted(final for _, final in runs)[1] >= 150, runs
 
 
 def test_bad_options_fail_with_a_message():
