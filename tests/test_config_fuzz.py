@@ -37,7 +37,7 @@ overrides = st.lists(st.one_of(
     st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), values),
     st.text(alphabet=string.printable, max_size=20)), max_size=4)
 
-FUZZ = settings(max_examples=150, derandomize=True, deadline=None,
+FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
