@@ -93,7 +93,9 @@ def _start_node(name: str, args: list[str], temp_dir: Path) -> RayNode:
              "--runtime-env-agent-port"]
     cmd = [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={temp_dir}",
            "--object-store-memory=80000000", *[f"{p}={free_port()}" for p in ports], *args]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    # a slow GCS (a loaded machine) answers the node's registration check late rather than never
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1",
+           "RAY_gcs_server_request_timeout_seconds": "240"}
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return RayNode(name, proc, log)

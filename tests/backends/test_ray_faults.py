@@ -127,14 +127,15 @@ def _count_generations(hooks):
     hooks["before_evaluate"] = before
 
 
-def test_straggler_chunk_is_reassigned_and_its_late_answer_discarded(cluster, undisturbed, tmp_path, hooked):
+def test_straggler_chunk_is_reassigned_and_its_late_answer_discarded(cluster, undisturbed, tmp_path, hooked,
+                                                                     capfd):
     """Worker 0 is stopped (SIGSTOP) while it evaluates a chunk: after the 3 s timeout the chunk goes to worker 1
     and the run goes on. Worker 0 is continued (SIGCONT) two generations later; its late answer is discarded."""
     made, hooks = hooked
     stopped = {}
 
     def stop(b):
-        stopped.update(pid=b.pids[0], generation=b.generation_seen)
+        stopped.update(pid=b.pids[0], generation=b.generation_seen, chunk=b.busy.get(0))
         os.kill(b.pids[0], signal.SIGSTOP)
 
     def before(b, state):
@@ -156,8 +157,11 @@ def test_straggler_chunk_is_reassigned_and_its_late_answer_discarded(cluster, un
     watcher.join(5)
     b = made[0]
     assert "continued" in stopped, f"worker 0 was never stopped mid-generation: {stopped}"
-    assert b.straggler_chunks >= 1
-    assert b.late_results >= 1
+    err = capfd.readouterr().err
+    g, c, pid = stopped["generation"], stopped["chunk"], stopped["pid"]
+    assert f"worker 0 (pid {pid}) has not answered chunk {c} of generation {g} within" in err, err[-3000:]
+    assert f"worker 0 (pid {pid}) answered chunk {c} of generation {g} late" in err, err[-3000:]
+    assert b.straggler_chunks >= 1 and b.late_results >= 1
     assert b.pids[0] == stopped["pid"] and b.meter.restarts == 0  # ignored, not replaced
     assert sum(b.chunks_by_pid.values()) == GENERATIONS * CHUNKS  # every chunk counted once
     assert result.params_sha256 == undisturbed
@@ -245,8 +249,10 @@ def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
     assert len(lost["workers"]) == WORKERS // 2, lost  # SPREAD placed half the workers on node 2
     after = {pid: n - lost["by_pid"].get(pid, 0) for pid, n in b.chunks_by_pid.items()}
     assert sum(after.values()) > 0
-    # every chunk after the loss ran on node 1 (the survivor, or the lost actor restarted there by Ray)
-    assert not {pid for pid, n in after.items() if n > 0} & lost["pids"]
+    # after the loss the chunks ran on node 1 (the survivor, or a lost actor restarted there by Ray); a worker of
+    # node 2 may still deliver the chunk it was evaluating while its node went down (it exits once it notices)
+    assert sum(n for pid, n in after.items() if pid not in lost["pids"]) > 0
+    assert sum(after.get(pid, 0) for pid in lost["pids"]) <= len(lost["pids"]), (after, lost)
     assert b.requeued_chunks + b.straggler_chunks >= WORKERS // 2  # node 2's chunks in flight went to node 1
     assert sum(b.chunks_by_pid.values()) == GENERATIONS * CHUNKS
     assert result.params_sha256 == undisturbed
