@@ -76,8 +76,9 @@ def gym_rate(robot: str, vector: int, steps: int, mode: str) -> dict:
         dt = time.perf_counter() - t0
         env.close()
         return {"kind": f"gymnasium {env_id} single", "envs": 1, "steps_per_s": round(steps / dt)}
-    cls = gym.vector.SyncVectorEnv if mode == "sync" else gym.vector.AsyncVectorEnv
-    env = cls([lambda: gym.make(env_id) for _ in range(vector)])
+    fns = [lambda: gym.make(env_id) for _ in range(vector)]
+    # forkserver: forking this process (JAX's threads are running) can deadlock
+    env = (gym.vector.SyncVectorEnv(fns) if mode == "sync" else gym.vector.AsyncVectorEnv(fns, context="forkserver"))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     n = max(1, steps // vector)

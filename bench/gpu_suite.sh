@@ -9,7 +9,8 @@
 #      prints the time it took, or what it reached
 #
 #   bash bench/gpu_suite.sh               # on a GPU machine, from the repository root
-#   bash bench/gpu_suite.sh --cpu-smoke   # the same stages with tiny sizes on the CPU (tests the script itself)
+#   bash bench/gpu_suite.sh --cpu-smoke   # the same stages with tiny sizes on the CPU (tests the script itself;
+#                                         # TIMEOUT_SCALE=4 on a heavily loaded machine)
 #
 # Environment: uses $ESRUN_PYTHON if set, else .venv/bin/python if it imports jax and brax, else python3. When
 # that Python has no GPU backend, the script tries `pip install -e ".[brax,cuda]"` into a fresh venv under
@@ -21,6 +22,9 @@ cd "$(dirname "$0")/.."
 SMOKE=0
 [[ "${1:-}" == "--cpu-smoke" ]] && SMOKE=1
 START=$SECONDS
+# Stage timeouts (and the 8-minute total) multiplied by TIMEOUT_SCALE: for --cpu-smoke on a loaded machine only.
+SCALE=${TIMEOUT_SCALE:-1}
+t() { echo $(( $1 * SCALE )); }
 INSTALL_S=${INSTALL_S:-150}
 OUT=${OUT_DIR:-$(mktemp -d /tmp/esrun-gpu-suite.XXXX)}
 
@@ -56,20 +60,20 @@ has_stack "$PY" || { echo "FATAL: $PY cannot import jax, brax and esrun; set ESR
 echo "python: $PY"; export PATH="$(dirname "$PY"):$PATH"
 
 say "1. devices"
-timeout 20 nvidia-smi -L 2>/dev/null || echo "(no nvidia-smi)"
-timeout 60 "$PY" bench/gpu_stages.py devices || echo "devices stage failed"
+timeout "$(t 20)" nvidia-smi -L 2>/dev/null || echo "(no nvidia-smi)"
+timeout "$(t 60)" "$PY" bench/gpu_stages.py devices || echo "devices stage failed"
 
 COMMON=(logging.progress=false logging.tensorboard=false)
 say "2. Brax: compile + steady steps/s, one chunk of $POP members x $EP steps"
-timeout 150 "$PY" bench/gpu_stages.py chunk "${BRAX_OVR[@]}" "strategy.population=$POP" "backend.chunk_size=$POP" \
+timeout "$(t 150)" "$PY" bench/gpu_stages.py chunk "${BRAX_OVR[@]}" "strategy.population=$POP" "backend.chunk_size=$POP" \
   "task.episode_length=$EP" || echo "brax stage failed or timed out (150 s)"
 
 say "3. Gymnasium Hopper-v5 (MuJoCo on the CPU), policy on the default JAX device: steady steps/s"
-timeout 60 "$PY" bench/gpu_stages.py chunk configs/cartpole.yaml task.type=gym task.env_id=Hopper-v5 \
+timeout "$(t 60)" "$PY" bench/gpu_stages.py chunk configs/cartpole.yaml task.type=gym task.env_id=Hopper-v5 \
   task.obs_norm=true "task.max_episode_steps=$GYM_STEPS" policy.type=mlp "strategy.population=$GYM_POP" \
   "backend.chunk_size=$GYM_POP" task.vector_width=null || echo "gymnasium stage failed or timed out (60 s)"
 
-LEFT=$(( 470 - (SECONDS - START) ))
+LEFT=$(( $(t 470) - (SECONDS - START) ))
 CAP=$(( CAP < LEFT - 40 ? CAP : LEFT - 40 ))
 say "4. Brax Ant until eval return >= $TARGET or ${CAP}s of training"
 if (( CAP < 30 )); then

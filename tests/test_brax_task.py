@@ -1,0 +1,89 @@
+"""task.type=brax end to end through the CLI (configs/brax_tiny.yaml: Brax's inverted pendulum on the spring
+pipeline, 8 members in chunks of 4, 50-step episodes, 3 generations): finite fitness, and the same params_sha256
+with 1 and 2 host JAX devices (members sharded) and on local / Ray x2 / MPI x2.
+
+Brax programs take tens of seconds to compile on a CPU, so every run of the module shares one JAX persistent
+compilation cache in a fresh temporary directory: the local run compiles, the Ray workers and MPI ranks (same
+programs, one device each) load the executables. A cached executable is the compiled code itself, so it cannot
+change a result; the cache is keyed by the program, the XLA flags and the jax version, and it is new per session.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+import esrun
+from esrun_helpers import ROOT as REPO, read_summary
+
+pytest.importorskip("brax", reason="task.type=brax needs brax (Python >= 3.11): pip install -e '.[all]'")
+
+CONFIG = str(REPO / "configs" / "brax_tiny.yaml")
+ESRUN = os.path.join(os.path.dirname(sys.executable), "esrun")
+MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+TIMEOUT = 1500  # a guard against a hang; a loaded 2-core machine needs minutes to compile
+# Before the defaults: XLA stops reading XLA_FLAGS at their bare "intra_op_parallelism_threads=1" token.
+TWO_DEVICES = f"--xla_force_host_platform_device_count=2 {esrun.XLA_DEFAULTS}"
+
+
+@pytest.fixture(scope="module")
+def cache_env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax_cache")
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "XLA_FLAGS": esrun.XLA_DEFAULTS,
+            "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+def _start(env: dict, run_dir, *overrides: str, ranks: int | None = None) -> subprocess.Popen:
+    cmd = ([MPIEXEC, "-n", str(ranks)] if ranks else []) + [
+        ESRUN, "train", CONFIG, f"logging.dir={run_dir}", "backend.chunk_size=4", *overrides]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen, run_dir) -> dict:
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, f"{proc.args} failed ({proc.returncode}):\n{err[-3000:]}"
+    return read_summary(run_dir / "brax_tiny")
+
+
+@pytest.fixture(scope="module")
+def runs(cache_env, tmp_path_factory):
+    """Summaries of the same run: local with 1 and with 2 host devices, Ray with 2 workers, MPI with 2 ranks."""
+    base = tmp_path_factory.mktemp("brax_runs")
+    out = {"local": _finish(_start(cache_env, base / "local"), base / "local")}  # fills the compilation cache
+    two = {**cache_env, "XLA_FLAGS": TWO_DEVICES}
+    procs = {  # together: each mostly waits for its peers or loads from the cache
+        "local_2_devices": _start(two, base / "local_2_devices"),
+        "mpi": _start(cache_env, base / "mpi", "backend=mpi", ranks=2),
+        "ray": _start(cache_env, base / "ray", "backend=ray", "backend.workers=2"),
+    }
+    try:
+        out.update({name: _finish(p, base / name) for name, p in procs.items()})
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    return out
+
+
+def test_brax_run_has_finite_fitness(runs):
+    s = runs["local"]
+    assert s["generations"] == 3 and s["task"] == "inverted_pendulum"
+    assert s["nonfinite_fitness"] == 0 and math.isfinite(s["best_fitness"]) and math.isfinite(s["final_eval_return"])
+    # inverted pendulum earns 1 per step alive; 8 members x 3 generations of 50-step episodes + 2 evaluations
+    assert 0 < s["best_fitness"] <= 50 and 24 <= s["env_steps"] <= 3 * 8 * 50
+    assert len(s["params_sha256"]) == 64
+
+
+@pytest.mark.parametrize("other", ["local_2_devices", "mpi", "ray"])
+def test_brax_hash_equal_across_devices_and_backends(runs, other):
+    assert runs[other]["params_sha256"] == runs["local"]["params_sha256"]
+    assert runs[other]["env_steps"] == runs["local"]["env_steps"]
+
