@@ -223,7 +223,9 @@ def run_size(a, params: int, population: int) -> list[dict]:
             ("evosax Open_ES ask + tell", ["--child", "evosax"])]
     rows = []
     for name, extra in plan:
-        r = C.run_child("es_update.py", common + extra)
+        if extra[1] == "evosax":  # minutes per call at 1e6 x 1024 on a busy 2-core machine: one timed call
+            extra = extra + ["--reps", "1"]
+        r = C.run_child("es_update.py", common + extra, timeout=3600)
         print("#", name, r, flush=True)
         rows.append({"name": name, **r})
     return rows
