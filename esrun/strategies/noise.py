@@ -16,14 +16,17 @@ Two operations, implemented by both sources with the same shapes:
     noise_rows(source, key, g, indices [n], P)                     -> eps [n, P]
     weighted_noise_sum(source, key, g, weights [K], P, chunk)       -> sum_k weights_k eps_k  [P]
 
-``weighted_noise_sum`` visits the K indices ``chunk`` at a time inside a ``lax.scan``, so it holds at most
-``chunk x P`` noise at once. In table mode each step is a gather of ``chunk`` slices and a ``[chunk] @ [chunk, P]``
-product: the update reads ``K x P`` floats of the table, a memory-bound operation, instead of generating them.
+In counter mode ``weighted_noise_sum`` regenerates ``chunk`` vectors per ``lax.scan`` step and multiplies
+``[chunk] @ [chunk, P]`` (peak O(chunk x P)). In table mode each step adds ``TABLE_SLICES_PER_STEP`` weighted
+slices in one fused loop: the update reads ``K x P`` floats of the table, a memory-bound operation, instead of
+generating them, and holds no ``[chunk, P]`` buffer (1.2x a BLAS ``np.dot`` of the same slices at 1e6 x 512 pairs;
+docs/BENCHMARKS.md, "Noise table (issue 13)").
 
 Properties of the table mode: the offsets are uniform on ``[0, T - P]`` (``jax.random.randint``), so every slice
 lies inside the table for any ``P <= T``; two indices share all their noise only when their offsets coincide
-(probability ``1 / (T - P + 1)`` per pair of indices); overlapping slices at different offsets pair different
-table entries, elementwise independent. Table contents are built by :mod:`esrun.runner.noise_table`.
+(probability ``1 / (T - P + 1)`` per pair of indices). Slices at different offsets overlap, so two noise vectors
+are not independent as vectors (entry i of one and entry i of the other are distinct table entries), as in
+Salimans et al. Table contents are built by :mod:`esrun.runner.noise_table`.
 """
 from __future__ import annotations
 
