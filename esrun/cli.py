@@ -1,4 +1,4 @@
-"""`esrun train | eval | compare | slurm` — the command line. User mistakes exit 2 with one line, no traceback."""
+"""`esrun train | eval | runs | compare | slurm` — the command line. User mistakes exit 2 with one line, no traceback."""
 from __future__ import annotations
 
 import argparse
