@@ -185,8 +185,8 @@ def main() -> None:
     for seed in a.seeds:
         for m in a.methods:
             r = METHODS[m](env_id=a.env, config=a.config, seed=seed, threshold=a.threshold, cap=a.cap,
-                           directions=a.directions, top=a.top, alpha=a.alpha, nu=a.nu, eval_every=a.eval_every, shift=a.shift,
-                           overrides=a.override)
+                           directions=a.directions, top=a.top, alpha=a.alpha, nu=a.nu, eval_every=a.eval_every,
+                           shift=a.shift, overrides=a.override)
             r.update(method=m, seed=seed)
             rows.append(r)
             print(json.dumps(r), flush=True)

@@ -87,7 +87,8 @@ def test_ars_improves_hopper_in_a_few_iterations(tmp_path):
             "budget.wall_seconds=null", "budget.target_return=null", "task.eval_every=100", "task.workers=2"])
         if initial is None:
             task = build_task(cfg)
-            initial = float(np.mean(task.evaluate_policy(task.initial_params(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 10)))
+            x0 = task.initial_params(jax.random.PRNGKey(0))
+            initial = float(np.mean(task.evaluate_policy(x0, jax.random.PRNGKey(1), 10)))
             task.close()
         finals.append(train(cfg).summary["final_eval_return"])
     assert initial < 150

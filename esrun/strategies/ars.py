@@ -51,7 +51,8 @@ def top_directions(r_plus: jax.Array, r_minus: jax.Array, b: int) -> jax.Array:
     return jnp.argsort(-score, stable=True)[:b].astype(jnp.int32)
 
 
-def ars_step(r_plus: jax.Array, r_minus: jax.Array, eps: jax.Array, learning_rate: float) -> tuple[jax.Array, jax.Array]:
+def ars_step(r_plus: jax.Array, r_minus: jax.Array, eps: jax.Array,
+             learning_rate: float) -> tuple[jax.Array, jax.Array]:
     """alpha / (b sigma_R) * sum_k (r+_k - r-_k) eps_k over the b rows given.
 
     Args: ``r_plus, r_minus: [b]`` rewards of the kept directions, ``eps: [b, P]`` their noise.

@@ -108,7 +108,8 @@ class EnvModel:
         if not self.kind.healthy:
             return np.ones(len(qpos), bool)
         z, angle = qpos[:, 1], qpos[:, 2]
-        ok = (self.z_range[0] < z) & (z < self.z_range[1]) & (self.angle_range[0] < angle) & (angle < self.angle_range[1])
+        ok = (self.z_range[0] < z) & (z < self.z_range[1])
+        ok &= (self.angle_range[0] < angle) & (angle < self.angle_range[1])
         if self.state_range is not None:
             state = np.concatenate([qpos[:, 2:], qvel], axis=1)
             ok &= np.all((self.state_range[0] < state) & (state < self.state_range[1]), axis=1)
