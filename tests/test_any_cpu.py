@@ -62,7 +62,7 @@ def pinned_env(isa: str) -> dict[str, str]:
 
 
 def probe(env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, env=env,
+    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=900, env=env,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip().splitlines()[-1]
