@@ -87,7 +87,8 @@ def _ctor_options(cls: type) -> dict[str, Any]:
     for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
         if p.name in _FIXED_CTOR or p.name in _MAPPED_CTOR:
             continue
-        if p.default is inspect.Parameter.empty or p.default is None or isinstance(p.default, (bool, int, float, str, dict)):
+        plain = isinstance(p.default, (bool, int, float, str, dict))
+        if p.default is inspect.Parameter.empty or p.default is None or plain:
             out[p.name] = p.default
     return out
 
@@ -142,7 +143,8 @@ def split_options(label: str, cls: type, params, options: dict[str, Any], ctor: 
         elif key in param_opts:
             default = jnp.asarray(param_opts[key])
             is_bool = default.dtype == jnp.bool_
-            if not (isinstance(value, bool) if is_bool else isinstance(value, (int, float)) and not isinstance(value, bool)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (isinstance(value, bool) if is_bool else number):
                 raise OptionError(f"strategy.options.{key} = {value!r}: {label} expects "
                                   f"{'true or false' if is_bool else 'a number'}")
             replace[key] = jnp.asarray(value, default.dtype)
@@ -180,7 +182,8 @@ def _check_size(label: str, strategy: EvosaxStrategy) -> None:
                                                                    jnp.zeros((p,), jnp.float32)))
     if any(leaf.size >= p * p for leaf in jax.tree_util.tree_leaves(shapes)):
         raise UserError(f"strategy.name = {label}: keeps a {p} x {p} matrix; use it for at most "
-                        f"{FULL_COVARIANCE_MAX_PARAMS} parameters (evosax/SNES, evosax/Sep_CMA_ES, openai_es scale further)")
+                        f"{FULL_COVARIANCE_MAX_PARAMS} parameters (evosax/SNES, evosax/Sep_CMA_ES, openai_es scale "
+                        "further)")
 
 
 def build(key: str, num_params: int, population: int, cfg) -> EvosaxStrategy:
