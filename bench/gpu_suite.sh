@@ -37,6 +37,9 @@ else
   CAP=${CAP:-170}; TARGET=3000; TRAIN_OVR=(configs/brax_ant.yaml budget.generations=100000)
 fi
 
+# Stage 4 runs the program stage 2 compiled (same config, chunk and episode length): one persistent cache.
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$OUT/jax_cache} JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+
 say() { printf '\n== [%4ds] %s\n' "$((SECONDS - START))" "$*"; }
 has_stack() { "$1" -c 'import jax, brax, esrun' >/dev/null 2>&1; }
 has_gpu() { "$1" -c 'import jax, sys; sys.exit(jax.default_backend() != "gpu")' >/dev/null 2>&1; }
@@ -79,7 +82,7 @@ say "4. Brax Ant until eval return >= $TARGET or ${CAP}s of training"
 if (( CAP < 30 )); then
   echo "skipped: only ${LEFT}s left of the 8 minutes"
 else
-  timeout $(( CAP + 40 )) "$PY" -m esrun train "${TRAIN_OVR[@]}" "budget.wall_seconds=$CAP" \
+  timeout "$(t $(( CAP + 40 )))" "$PY" -m esrun train "${TRAIN_OVR[@]}" "budget.wall_seconds=$CAP" \
     "budget.target_return=$TARGET" task.eval_every=2 "logging.dir=$OUT" "${COMMON[@]}" 2>&1 | tail -3
   "$PY" - "$OUT" "$TARGET" <<'EOF'
 import json, pathlib, sys
