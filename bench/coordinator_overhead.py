@@ -23,7 +23,7 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from esrun.backends import get_backend  # noqa: E402

@@ -25,7 +25,7 @@ import sys
 import time
 
 # the XLA threading `esrun train` runs with (esrun/cli.py): one policy call costs ~3x less with it on this machine
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 sys.path.insert(0, os.path.dirname(__file__))
 import _common as C  # noqa: E402
 

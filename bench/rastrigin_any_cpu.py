@@ -23,7 +23,7 @@ from pathlib import Path
 
 from _common import ROOT, load_average, machine_header
 
-ESRUN_XLA_DEFAULTS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+ESRUN_XLA_DEFAULTS = "--xla_cpu_multi_thread_eigen=false"
 
 
 def seeds_arg(text: str) -> list[int]:
@@ -102,7 +102,6 @@ def main() -> None:
     else:
         print("| XLA | seed | final f(mean) | generations | stop | wall s |\n|---|---|---|---|---|---|")
     for isa in ["default", *[i for i in args.isas.split(",") if i]]:
-        # the pin goes first: XLA stops reading XLA_FLAGS at esrun's bare intra_op_parallelism_threads=1
         flags = ESRUN_XLA_DEFAULTS if isa == "default" else f"--xla_cpu_max_isa={isa} {ESRUN_XLA_DEFAULTS}"
         env = {**os.environ, "XLA_FLAGS": flags, "BENCH_ISA": isa}
         subprocess.run([sys.executable, __file__, "--child", *sys.argv[1:]], env=env, check=True,

@@ -177,7 +177,7 @@ def main():
     a = p.parse_args()
     if a.child:
         # the same XLA threading as `esrun train` sets (esrun/cli.py), so the baselines' policy calls match
-        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
         C.emit(CHILDREN[a.child](a.seed, a.max_generations))
         return
     C.machine_header("bench/time_to_solve.py " + " ".join(sys.argv[1:]))

@@ -16,9 +16,10 @@ __version__ = "0.1.0"
 # Small jitted calls (a policy step for a few dozen members) are latency-bound: XLA's multi-threaded Eigen costs
 # ~3x per call on a CPU (bench/eval_throughput.py). Applied only when JAX is not yet imported and the user set no
 # XLA_FLAGS of their own; set ESRUN_XLA_DEFAULTS=0 to keep JAX's defaults.
-# To add flags of your own (e.g. --xla_force_host_platform_device_count=2), put them BEFORE XLA_DEFAULTS: XLA stops
-# reading XLA_FLAGS at its bare "intra_op_parallelism_threads=1" token, so flags after it are silently ignored.
-XLA_DEFAULTS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# Only --flags belong here: XLA stops reading XLA_FLAGS at the first word that is not one, so a bare token would
+# silently swallow every flag after it (an earlier "intra_op_parallelism_threads=1" did exactly that, and was
+# itself never read by XLA).
+XLA_DEFAULTS = "--xla_cpu_multi_thread_eigen=false"
 if "jax" not in _sys.modules and "XLA_FLAGS" not in _os.environ and _os.environ.get("ESRUN_XLA_DEFAULTS", "1") != "0":
     _os.environ["XLA_FLAGS"] = XLA_DEFAULTS
 

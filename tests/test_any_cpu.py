@@ -56,8 +56,8 @@ def pinned_isa() -> str:
 
 def pinned_env(isa: str) -> dict[str, str]:
     """The environment with the pin put *before* the XLA flags already set (esrun's defaults, or the user's): XLA
-    stops reading XLA_FLAGS at the first word that is not a --flag (esrun's ``intra_op_parallelism_threads=1``),
-    so a flag appended after it would be silently ignored."""
+    stops reading XLA_FLAGS at the first word that is not a --flag, so a flag after a user's stray word would be
+    silently ignored."""
     return {**os.environ, "XLA_FLAGS": f"--xla_cpu_max_isa={isa} {os.environ.get('XLA_FLAGS', '')}".strip()}
 
 

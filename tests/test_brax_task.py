@@ -25,7 +25,6 @@ CONFIG = str(REPO / "configs" / "brax_tiny.yaml")
 ESRUN = os.path.join(os.path.dirname(sys.executable), "esrun")
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
 TIMEOUT = 1500  # a guard against a hang; a loaded 2-core machine needs minutes to compile
-# Before the defaults: XLA stops reading XLA_FLAGS at their bare "intra_op_parallelism_threads=1" token.
 TWO_DEVICES = f"--xla_force_host_platform_device_count=2 {esrun.XLA_DEFAULTS}"
 
 

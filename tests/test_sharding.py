@@ -10,7 +10,6 @@ import sys
 import esrun
 from esrun_helpers import CONFIGS, read_summary, run_esrun
 
-# Before the defaults: XLA stops reading XLA_FLAGS at their bare "intra_op_parallelism_threads=1" token.
 TWO_DEVICES = {"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {esrun.XLA_DEFAULTS}"}
 ONE_DEVICE = {"XLA_FLAGS": esrun.XLA_DEFAULTS}
 
