@@ -4,30 +4,19 @@ text (the config) and images (the policy video of logging.video_every and of `es
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import esrun
 from esrun.runner.evaluate import evaluate_run
+from esrun_helpers import tensorboard_server
 
 RUN = "dash"
 HPARAMS = {"strategy", "sigma", "population", "learning_rate", "seed", "task", "backend"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, body: dict | None = None):
@@ -60,20 +49,8 @@ def served(tmp_path_factory):
                          "budget.generations=3", "budget.target_return=null", "logging.video_every=2",
                          f"logging.dir={runs}", f"name={RUN}", "logging.progress=false")
     evaluate_run(result.run_dir, episodes=1, video=str(tmp_path_factory.mktemp("vid") / "eval.gif"))
-    port = _free_port()
-    tb = Path(sys.executable).with_name("tensorboard")
-    proc = subprocess.Popen([str(tb), "--logdir", str(runs), "--host", "127.0.0.1", "--port", str(port),
-                             "--reload_interval", "1", "--load_fast", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        yield f"http://127.0.0.1:{port}", result
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with tensorboard_server(runs) as base:
+        yield base, result
 
 
 def test_scalars_by_generation_and_by_env_steps(served):

@@ -2,25 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 import esrun
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from esrun_helpers import tensorboard_server
 
 
 def _get(url: str):
@@ -32,20 +21,8 @@ def _get(url: str):
 def tb_server(runs):
     r = esrun.train(None, "task.type=synthetic", "task.objective=sphere", "task.dim=4", "strategy.population=10",
                     "budget.generations=6", f"logging.dir={runs}", "name=served", "logging.progress=false")
-    port = _free_port()
-    tb = Path(sys.executable).with_name("tensorboard")
-    proc = subprocess.Popen([str(tb), "--logdir", str(runs), "--host", "127.0.0.1", "--port", str(port),
-                             "--reload_interval", "1", "--load_fast", "false"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield f"http://127.0.0.1:{port}", r
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with tensorboard_server(runs) as base:
+        yield base, r
 
 
 def test_scalar_through_http_api(tb_server):
