@@ -84,7 +84,12 @@ def test_local_ray_and_mpi_give_the_same_params(ray_session, local_sha, tmp_path
     assert captured_backends[0].meter.restarts == 0
 
 
-def test_sigkilled_worker_is_restarted_and_the_run_is_unchanged(ray_session, tmp_path, captured_backends):
+# table: issue 13's shared noise table (a restarted actor maps the host's table again, same slices, same hash)
+NOISE = {"counter": (), "table": ("strategy.noise=table", f"strategy.noise_table_size={2**20}")}
+
+
+@pytest.mark.parametrize("noise", sorted(NOISE))
+def test_sigkilled_worker_is_restarted_and_the_run_is_unchanged(ray_session, tmp_path, captured_backends, noise):
     killed = {}
 
     def killer():
@@ -101,9 +106,9 @@ def test_sigkilled_worker_is_restarted_and_the_run_is_unchanged(ray_session, tmp
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    result = train(_cfg(tmp_path / "ray", "backend.type=ray", "backend.workers=2", *LONG))
+    result = train(_cfg(tmp_path / "ray", "backend.type=ray", "backend.workers=2", *LONG, *NOISE[noise]))
     t.join(5)
-    undisturbed = train(_cfg(tmp_path / "local", "backend.type=local", *LONG)).params_sha256
+    undisturbed = train(_cfg(tmp_path / "local", "backend.type=local", *LONG, *NOISE[noise])).params_sha256
     b = captured_backends[0]
     assert "pid" in killed, "the worker was never seen busy"
     assert b.pids[0] != killed["pid"]  # restarted as a new process
