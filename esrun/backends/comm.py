@@ -1,6 +1,6 @@
 """What crosses the wire between replicas, and how many bytes it takes.
 
-Messages of the core protocol (DESIGN.md), all pickled here so their sizes are measured, not estimated:
+Messages of the seed protocol (docs/design.md), all pickled here so their sizes are measured, not estimated:
 
     coordinator -> worker   evaluate   (generation g, chunk ids)                       O(1)
     worker -> coordinator   results    [(chunk id, ChunkResult)]: fitness [C], steps [C],

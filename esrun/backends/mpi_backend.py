@@ -36,7 +36,7 @@ def launched_by_mpiexec() -> bool:
 def mpi_world(hint: str = LAUNCH_HINT):
     """``(MPI module, COMM_WORLD)`` for a process that mpiexec (or srun) started.
 
-    The one place outside tests that imports mpi4py (DESIGN.md: side effects and cluster imports live in
+    The one place outside tests that imports mpi4py (docs/design.md, "Layers": side effects and cluster imports live in
     backends/); esrun compare's job map and its data-parallel policy-gradient pool use it too. A single process
     that no process manager started is a user mistake: one line saying how to launch.
     """

@@ -1,6 +1,6 @@
 """evosax strategies (PGPE, SNES, xNES, CMA-ES, Sep-CMA-ES, OpenAI-ES) behind esrun's strategy interface.
 
-The seed-sharing protocol for strategies that need the whole population matrix (DESIGN.md, "The core
+The seed-sharing protocol for strategies that need the whole population matrix (docs/design.md, "The seed
 protocol"): every replica rebuilds the population from the state alone. The adapter's state holds the evosax
 state *before* the generation's ask, the evosax params, the run key and a generation counter ``g``; then
 
