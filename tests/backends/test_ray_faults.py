@@ -218,9 +218,10 @@ def test_worker_killed_while_applying_the_update(cluster, undisturbed, tmp_path,
 
 
 def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
-    """Two workers spread over the two nodes (one each); node 2's raylet is SIGKILLed while its worker evaluates a
-    chunk. Its chunks go to the worker on node 1 and the run ends with the undisturbed hash. (Runs last: node 2
-    stays down. Two workers, not more, to keep the test short: each worker start imports JAX.)"""
+    """Two workers spread over the two nodes (one each); node 2 is lost (its raylet and every process under it
+    SIGKILLed) while its worker evaluates a chunk. Its chunks go to the worker on node 1 and the run ends with the
+    undisturbed hash. (Runs last: node 2 stays down. Two workers, not more, to keep the test short: each worker
+    start imports JAX.)"""
     made, hooks = hooked
     WORKERS = 2
     node2 = cluster.nodes[1]
@@ -231,9 +232,18 @@ def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
         return [w for w, pid in enumerate(b.pids) if psutil.Process(pid).ppid() == raylet]
 
     def kill_raylet(b):
+        # A lost node loses every process on it: the raylet and, with it, its workers and agents. (Killing the
+        # raylet alone leaves its workers answering direct actor calls until Ray's health check declares the node
+        # dead, seconds later: CI saw node 2's worker deliver 6 more chunks.)
         workers = on_node2(b)
         lost.update(workers=workers, pids={b.pids[w] for w in workers}, by_pid=dict(b.chunks_by_pid))
+        on_node = psutil.Process(raylet).children(recursive=True)
         os.kill(raylet, signal.SIGKILL)
+        for proc in on_node:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
 
     _count_generations(hooks)
     where = {}
