@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+from esrun_helpers import free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -28,12 +29,6 @@ ATTEMPTS = 3
 #: Node failure is detected by the GCS health check: 0.5 s x 4 misses instead of Ray's 3 s x 5.
 FAST_FAILURE_DETECTION = {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
                           "health_check_initial_delay_ms": 0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
