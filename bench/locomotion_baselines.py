@@ -8,7 +8,11 @@ Every method evaluates its current solution the same way: every ``--eval-every``
 episodes; it stops at the first evaluation >= threshold (time and env steps then recorded) or at ``--cap`` seconds.
 Env steps count training episodes only (the evaluation episodes are not counted, for every method). CPU seconds
 (all threads and worker processes) are printed beside wall seconds: on a shared machine they are the fairer figure.
-The baselines use the same linear policy (M = 0, actions clipped to the bounds) and state normalization (V2).
+The baselines use the same linear policy (M = 0, no bias) and state normalization (V2, statistics frozen during an
+iteration and updated from all its states after it); ``--actions raw`` passes M x unclipped to the env as the ARS
+paper does (MuJoCo clamps ctrl, Gymnasium v5's control cost sees the raw action), ``--actions clip`` clips it to
+the bounds first; ``--obs-clip C`` clips the normalized state to [-C, C] (esrun's default 5; ARS: none). Match
+the esrun config with ``--override`` (e.g. policy.squash=clip task.obs_clip=5).
 """
 from __future__ import annotations
 
@@ -46,15 +50,23 @@ class RunningStats:
         return np.sqrt(self.m2 / self.n) + 1e-8 if self.n > 1 else np.ones_like(self.mean)
 
 
+ACTIONS = "clip"  # "clip": a = clip(M x, low, high); "raw": a = M x (set from --actions)
+OBS_CLIP = None  # clip the normalized state to [-OBS_CLIP, OBS_CLIP] (set from --obs-clip)
+
+
 def rollout(env, M, stats: RunningStats, seed=None, collect=None) -> tuple[float, int]:
-    """One episode of the linear policy a = clip(M (x - mu) / sigma) on a single env."""
+    """One episode of the linear policy a = M x, x = (s - mu) / sigma (clipped per ACTIONS / OBS_CLIP)."""
     obs, _ = env.reset(seed=seed)
     total, steps, lo, hi = 0.0, 0, env.action_space.low, env.action_space.high
     mu, sd = stats.mean.copy(), stats.std.copy()
     while True:
         if collect is not None:
             collect.append(obs)
-        obs, r, term, trunc, _ = env.step(np.clip(M @ ((obs - mu) / sd), lo, hi))
+        x = (obs - mu) / sd
+        if OBS_CLIP is not None:
+            x = np.clip(x, -OBS_CLIP, OBS_CLIP)
+        a = M @ x
+        obs, r, term, trunc, _ = env.step(np.clip(a, lo, hi) if ACTIONS == "clip" else a.astype(np.float32))
         total, steps = total + r, steps + 1
         if term or trunc:
             return total, steps
@@ -64,14 +76,15 @@ def evaluate(env, M, stats, episodes=10) -> float:
     return float(np.mean([rollout(env, M, stats)[0] for _ in range(episodes)]))
 
 
-def numpy_ars(env_id, seed, threshold, cap, directions, top, alpha, nu, eval_every, shift, **_):
+def numpy_ars(env_id, seed, threshold, cap, directions, top, alpha, nu, eval_every, shift, max_steps=None, **_):
     """ARS V2-t (Mania et al. 2018, Algorithm 2) in numpy: one env, rollouts one after the other."""
     env, ev = gym.make(env_id), gym.make(env_id)
     env.reset(seed=seed), ev.reset(seed=seed + 10_000)
     rng = np.random.default_rng(seed)
     M = np.zeros((env.action_space.shape[0], env.observation_space.shape[0]))
     stats, steps, t0, c0, it = RunningStats(M.shape[1]), 0, time.perf_counter(), time.process_time(), 0
-    while time.perf_counter() - t0 < cap:
+    best = -np.inf
+    while time.perf_counter() - t0 < cap and (max_steps is None or steps < max_steps):
         eps = rng.standard_normal((directions, *M.shape))
         r = np.zeros((directions, 2))
         seen = []
@@ -84,11 +97,13 @@ def numpy_ars(env_id, seed, threshold, cap, directions, top, alpha, nu, eval_eve
         sigma_r = r[keep].std()
         M = M + alpha / (top * sigma_r) * np.einsum("k,kij->ij", r[keep, 0] - r[keep, 1], eps[keep])
         it += 1
-        if it % eval_every == 0 and evaluate(ev, M, stats) >= threshold:
-            return dict(reached=True, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
-                        env_steps=steps, iterations=it)
+        if it % eval_every == 0:
+            best = max(best, evaluate(ev, M, stats))
+            if best >= threshold:
+                return dict(reached=True, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                            env_steps=steps, iterations=it, best_eval=best)
     return dict(reached=False, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
-                env_steps=steps, iterations=it)
+                env_steps=steps, iterations=it, best_eval=best)
 
 
 def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every, shift, algo="ARS", **_):
@@ -123,7 +138,9 @@ def evosax_loop(env_id, seed, threshold, cap, directions, alpha, nu, eval_every,
         mu, sd = stats.mean.copy(), stats.std.copy()
         while alive.any():
             seen.append(obs[alive])
-            a = np.clip(np.einsum("pij,pj->pi", Ms, (obs - mu) / sd), lo, hi)
+            x = (obs - mu) / sd if OBS_CLIP is None else np.clip((obs - mu) / sd, -OBS_CLIP, OBS_CLIP)
+            a = np.einsum("pij,pj->pi", Ms, x)
+            a = np.clip(a, lo, hi) if ACTIONS == "clip" else a.astype(np.float32)
             obs, r, term, trunc, _ = venv.step(a)
             ret += (r - shift) * alive
             steps += int(alive.sum())
@@ -145,10 +162,11 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def esrun_cli(config, seed, threshold, cap, overrides=(), **_):
+def esrun_cli(config, seed, threshold, cap, overrides=(), max_steps=None, **_):
     """``esrun train CONFIG`` as a user runs it; seconds = the whole process (imports and start-up included)."""
     name = f"bench_{Path(config).stem}_{seed}_{os.getpid()}"
     cmd = [str(Path(sys.executable).parent / "esrun"), "train", config, f"seed={seed}", f"name={name}",
+           *([f"budget.env_steps={max_steps}"] if max_steps else []),
            "logging.dir=/tmp/esrun_bench_runs", "logging.progress=false", "logging.tensorboard=false",
            f"budget.wall_seconds={cap}", f"budget.target_return={threshold}", *overrides]
     t0, c0 = time.perf_counter(), _children_cpu()
@@ -178,15 +196,23 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--shift", type=float, default=1.0, help="survival bonus removed in training (as the config)")
     p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--max-steps", type=int, default=None, help="also stop after this many training env steps "
+                   "(numpy_ars, esrun)")
     p.add_argument("--override", nargs="*", default=[], help="extra esrun overrides")
+    p.add_argument("--actions", choices=["raw", "clip"], default="raw", help="baselines: M x to the env as is "
+                   "(ARS) or clipped to the action bounds")
+    p.add_argument("--obs-clip", type=float, default=None, help="baselines: clip the normalized state (ARS: none)")
     a = p.parse_args()
+    global ACTIONS, OBS_CLIP
+    ACTIONS, OBS_CLIP = a.actions, a.obs_clip
+    print(f"baselines: actions {ACTIONS}, obs clip {OBS_CLIP}; esrun: {a.config} {' '.join(a.override)}", flush=True)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
     rows = []
     for seed in a.seeds:
         for m in a.methods:
             r = METHODS[m](env_id=a.env, config=a.config, seed=seed, threshold=a.threshold, cap=a.cap,
                            directions=a.directions, top=a.top, alpha=a.alpha, nu=a.nu, eval_every=a.eval_every,
-                           shift=a.shift, overrides=a.override)
+                           shift=a.shift, overrides=a.override, max_steps=a.max_steps)
             r.update(method=m, seed=seed)
             rows.append(r)
             print(json.dumps(r), flush=True)

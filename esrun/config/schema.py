@@ -37,6 +37,10 @@ class GymTaskConfig(_Section):
         0.0, description="subtracted from every training step's reward (ARS removes the survival bonus: 1 on "
         "Hopper/Walker2d/Ant/Humanoid); evaluation returns are not shifted"
     )
+    obs_clip: Optional[float] = Field(
+        5.0, gt=0.0, description="with obs_norm: normalized observations clipped to [-obs_clip, obs_clip]; null = "
+        "not clipped (ARS, Mania et al. 2018)"
+    )
     max_failed_generations: int = Field(
         3, ge=1, description="stop when every member has failed (raised / non-finite) this many generations in a row"
     )
@@ -108,9 +112,11 @@ class PolicyConfig(_Section):
     init_scale: float = Field(
         1.0, ge=0.0, description="scale of the initial weights (fan-in normalised); 0 = all zeros (ARS's M = 0)"
     )
-    squash: Literal["tanh", "clip"] = Field(
-        "tanh", description="continuous head: tanh into the action bounds, or clip (ARS's linear map, clipped)"
+    squash: Literal["tanh", "clip", "none"] = Field(
+        "tanh", description="continuous head: tanh into the action bounds, clip to them, or none (the raw output "
+        "goes to the env, as ARS's M x: MuJoCo clamps ctrl, Gymnasium's control cost sees the raw action)"
     )
+    bias: bool = Field(True, description="bias terms in every layer; false: a linear policy is ARS's M x, no bias")
 
 
 class StrategyConfig(_Section):

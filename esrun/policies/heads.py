@@ -43,7 +43,11 @@ def discrete_head(logits: jnp.ndarray, spec: ActionSpec, squash: str = "tanh") -
 
 
 def continuous_head(y: jnp.ndarray, spec: ActionSpec, squash: str = "tanh") -> jnp.ndarray:
-    """``squash`` "tanh": low + (tanh(y) + 1) (high - low) / 2; "clip": clip(y, low, high) (ARS's linear map)."""
+    """``squash`` "tanh": low + (tanh(y) + 1) (high - low) / 2; "clip": clip(y, low, high); "none": y itself
+    (ARS's raw M x: the env receives it unclipped — MuJoCo clamps ctrl to its range, Gymnasium's v5 control cost
+    is computed on the raw action)."""
+    if squash == "none":
+        return y
     low = jnp.asarray(spec.low, jnp.float32)
     high = jnp.asarray(spec.high, jnp.float32)
     if squash == "clip":

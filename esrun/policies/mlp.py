@@ -2,7 +2,9 @@
 
 Layer l maps ``h_{l+1} = act(h_l W_l + b_l)`` (no activation on the last layer), with ``W_l: [d_l, d_{l+1}]``.
 The flat vector concatenates ``(W_0, b_0, W_1, b_1, ...)`` in that order, row-major; ``num_params = sum d_l
-d_{l+1} + d_{l+1}``. A linear policy is the MLP with no hidden layer.
+d_{l+1} + d_{l+1}``. A linear policy is the MLP with no hidden layer. With ``bias=False`` every ``b_l`` is absent
+(``h_{l+1} = act(h_l W_l)``, ``num_params = sum d_l d_{l+1}``): the linear policy is then ARS's ``a = M x`` with
+``M = W_0^T``.
 """
 from __future__ import annotations
 
@@ -33,11 +35,12 @@ class Policy:
     activation: str
     spec: ActionSpec
     init_scale: float = 1.0
-    squash: str = "tanh"  # continuous head: "tanh" or "clip"
+    squash: str = "tanh"  # continuous head: "tanh", "clip" or "none"
+    bias: bool = True  # False: no b_l (ARS's M x)
 
     @property
     def num_params(self) -> int:
-        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return sum(a * b + (b if self.bias else 0) for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
     def init(self, key: jax.Array) -> jax.Array:
         """Weights ~ N(0, init_scale^2 / fan_in), biases 0: ``[num_params]`` float32 (init_scale 0: all zeros)."""
@@ -45,16 +48,21 @@ class Policy:
         for a, b in zip(self.sizes[:-1], self.sizes[1:]):
             key, sub = jax.random.split(key)
             parts.append((jax.random.normal(sub, (a * b,)) * self.init_scale / np.sqrt(a)).astype(jnp.float32))
-            parts.append(jnp.zeros((b,), jnp.float32))
+            if self.bias:
+                parts.append(jnp.zeros((b,), jnp.float32))
         return jnp.concatenate(parts)
 
     def unravel(self, params: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+        """``[(W_l [d_l, d_{l+1}], b_l [d_{l+1}])]``; without biases ``b_l`` is a zero vector (not a parameter)."""
         layers, i = [], 0
         for a, b in zip(self.sizes[:-1], self.sizes[1:]):
             w = params[i : i + a * b].reshape(a, b)
             i += a * b
-            layers.append((w, params[i : i + b]))
-            i += b
+            if self.bias:
+                layers.append((w, params[i : i + b]))
+                i += b
+            else:
+                layers.append((w, jnp.zeros((b,), params.dtype)))
         return layers
 
     def logits(self, params: jax.Array, obs: jax.Array) -> jax.Array:
@@ -74,11 +82,12 @@ class Policy:
 
 def _mlp(cfg, obs_dim: int, spec: ActionSpec) -> Policy:
     return Policy((obs_dim, *cfg.hidden, spec.outputs), cfg.activation, spec, cfg.init_scale,
-                  getattr(cfg, "squash", "tanh"))
+                  getattr(cfg, "squash", "tanh"), getattr(cfg, "bias", True))
 
 
 def _linear(cfg, obs_dim: int, spec: ActionSpec) -> Policy:
-    return Policy((obs_dim, spec.outputs), cfg.activation, spec, cfg.init_scale, getattr(cfg, "squash", "tanh"))
+    return Policy((obs_dim, spec.outputs), cfg.activation, spec, cfg.init_scale, getattr(cfg, "squash", "tanh"),
+                  getattr(cfg, "bias", True))
 
 
 POLICIES: dict[str, Callable[..., Policy]] = {"mlp": _mlp, "linear": _linear}

@@ -53,8 +53,9 @@ class GymTask(Task):
     has_eval = True
 
     def __init__(self, env_id: str, policy_cfg, episodes_per_member: int = 1, max_episode_steps: int | None = None,
-                 obs_norm: bool = False, vector_width: int | None = None):
+                 obs_norm: bool = False, vector_width: int | None = None, obs_clip: float | None = 5.0):
         self.env_id = env_id
+        self.obs_clip = obs_clip  # with obs_norm: clip normalized inputs to [-obs_clip, obs_clip]; None: no clip
         self.episodes = episodes_per_member
         self.max_episode_steps = max_episode_steps
         self.obs_norm = obs_norm
@@ -78,8 +79,8 @@ class GymTask(Task):
 
     def _act_impl(self, params, slot_member, obs, mean, std):
         x = (obs.astype(jnp.float32) - mean) / std
-        if self.obs_norm:  # normalized inputs are clipped to [-5, 5]; raw observations pass untouched
-            x = jnp.clip(x, -5.0, 5.0)
+        if self.obs_norm and self.obs_clip is not None:  # normalized inputs clipped; raw observations untouched
+            x = jnp.clip(x, -self.obs_clip, self.obs_clip)
         return jax.vmap(self.policy.apply)(params[slot_member], x)
 
     def initial_params(self, key) -> np.ndarray:
@@ -198,4 +199,4 @@ class GymTask(Task):
 @register("gym")
 def make_gym_task(task_cfg, policy_cfg) -> GymTask:
     return GymTask(task_cfg.env_id, policy_cfg, task_cfg.episodes_per_member, task_cfg.max_episode_steps,
-                   task_cfg.obs_norm, task_cfg.vector_width)
+                   task_cfg.obs_norm, task_cfg.vector_width, getattr(task_cfg, "obs_clip", 5.0))

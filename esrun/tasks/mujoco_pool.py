@@ -201,7 +201,8 @@ class MujocoTask(Task):
     has_eval = True
 
     def __init__(self, env_id: str, policy_cfg, episodes_per_member: int = 1, max_episode_steps: Optional[int] = None,
-                 obs_norm: bool = False, vector_width: Optional[int] = None, workers: Optional[int] = None):
+                 obs_norm: bool = False, vector_width: Optional[int] = None, workers: Optional[int] = None,
+                 obs_clip: Optional[float] = 5.0):
         import jax
 
         from esrun.policies import ActionSpec, build_policy
@@ -210,6 +211,7 @@ class MujocoTask(Task):
         self.env = EnvModel(env_id, max_episode_steps)
         self.episodes = episodes_per_member
         self.obs_norm = obs_norm
+        self.obs_clip = obs_clip
         self.vector_width = vector_width
         self.workers = workers or default_workers()
         self.obs_dim = self.env.obs_dim
@@ -226,8 +228,8 @@ class MujocoTask(Task):
         import jax.numpy as jnp
 
         x = (obs.astype(jnp.float32) - mean) / std
-        if self.obs_norm:  # as the Gymnasium task: normalized inputs clipped to [-5, 5]
-            x = jnp.clip(x, -5.0, 5.0)
+        if self.obs_norm and self.obs_clip is not None:  # as the Gymnasium task (task.obs_clip; None: ARS, no clip)
+            x = jnp.clip(x, -self.obs_clip, self.obs_clip)
         return jax.vmap(self.policy.apply)(params[slot_member], x)
 
     def initial_params(self, key) -> np.ndarray:
@@ -338,4 +340,5 @@ class MujocoTask(Task):
 
 def make_mujoco_task(task_cfg, policy_cfg) -> MujocoTask:
     return MujocoTask(task_cfg.env_id, policy_cfg, task_cfg.episodes_per_member, task_cfg.max_episode_steps,
-                      task_cfg.obs_norm, task_cfg.vector_width, getattr(task_cfg, "workers", None))
+                      task_cfg.obs_norm, task_cfg.vector_width, getattr(task_cfg, "workers", None),
+                      getattr(task_cfg, "obs_clip", 5.0))

@@ -51,7 +51,7 @@ class ObsStats(NamedTuple):
         return np.sqrt(np.maximum(self.m2 / self.count, 1e-8))
 
     def normalizer(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, std) as float32 for the policy input: obs_n = clip((obs - mean) / std, -5, 5)."""
+        """(mean, std) as float32 for the policy input: obs_n = (obs - mean) / std, clipped to +-task.obs_clip."""
         return self.mean.astype(np.float32), self.std.astype(np.float32)
 
 
