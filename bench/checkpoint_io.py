@@ -22,7 +22,7 @@ import numpy as np
 
 import esrun
 from esrun.runner import checkpoint
-from esrun.runner.evaluator import Evaluator
+from esrun.runner.replica import Replica
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -41,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = esrun.load_config(None, "task.type=synthetic", f"task.dim={args.dim}", "strategy.population=8",
                             "budget.generations=1")
-    ev = Evaluator(cfg)
+    ev = Replica(cfg)
     fresh = ev.init_state()
     state, _ = ev.apply(fresh, np.arange(8.0), 0, None)
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,11 +4,11 @@
     .venv/bin/mpiexec -n 2 .venv/bin/python bench/coordinator_overhead.py --backend mpi
 
 For population 256 and 1024 (chunks of 64) on a cheap synthetic objective (sphere, dim 1000), the generation is
-driven exactly as the runner does (evaluate -> Evaluator.apply -> backend.tell) and timed part by part:
+driven exactly as the runner does (evaluate -> Replica.apply -> backend.tell) and timed part by part:
 
     t_gen        wall time of a whole generation
     t_eval       the evaluation on the critical path: the longest time one worker spent evaluating its chunks
-                 (measured by the workers around Evaluator.evaluate_chunks, sent back with the fitness)
+                 (measured by the workers around Replica.evaluate_chunks, sent back with the fitness)
     overhead     t_gen - t_eval  (dispatch, serialization, transfer, waiting, the coordinator's own update)
                  all three are medians over the timed generations
     t_apply      the update every replica applies (part of the overhead; O(population x num_params) compute)
@@ -28,7 +28,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from esrun.backends import get_backend  # noqa: E402
 from esrun.config import load_config  # noqa: E402
-from esrun.runner.evaluator import Evaluator  # noqa: E402
+from esrun.runner.replica import Replica  # noqa: E402
 
 
 def measure(backend_type: str, workers: int, population: int, dim: int, generations: int) -> dict | None:
@@ -37,7 +37,7 @@ def measure(backend_type: str, workers: int, population: int, dim: int, generati
         "backend.chunk_size=64", f"backend.type={backend_type}", f"backend.workers={workers}",
         "backend.hash_every=10", "budget.generations=1000", "logging.tensorboard=false",
     ])
-    evaluator = Evaluator(cfg)
+    evaluator = Replica(cfg)
     backend = get_backend(backend_type)(cfg, evaluator)
     state = evaluator.init_state()
     state = backend.start(state) or state

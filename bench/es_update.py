@@ -17,7 +17,7 @@ Variants at each size (same P, population, Adam, sigma 0.1, centered ranks, a fi
                    --noise table: sums slices of the shared table (strategies/noise.py)
     limit          the table tell's weighted sum as one BLAS call, np.dot(w [K], M [K, P]) with the same K slices
                    gathered beforehand (not timed); also a numpy loop of K axpys
-    esrun_members  OpenAIES.range_params for one evaluation chunk of 64 members (the Evaluator's worker-side
+    esrun_members  OpenAIES.range_params for one evaluation chunk of 64 members (the Replica's worker-side
                    regeneration; a generation does population / 64 of them, spread over the workers)
     evosax         evosax Open_ES: ask (materializes the [population, P] matrix) then tell (needs it)
 
@@ -117,7 +117,7 @@ def child_esrun_members(a) -> dict:
     s = OpenAIES(num_params=a.params, population=a.population, sigma_init=SIGMA, learning_rate=LR,
                  tell_chunk=a.tell_chunk)
     state = s.init(jax.random.PRNGKey(0), jnp.zeros(a.params, jnp.float32))
-    start = jnp.int32(64)  # the Evaluator's path: one evaluation chunk of 64 members, each pair's noise once
+    start = jnp.int32(64)  # the Replica's path: one evaluation chunk of 64 members, each pair's noise once
     noise, info = _noise_source(a)
     fn = jax.jit(s.range_params, static_argnums=2).lower(state, start, MEMBER_CHUNK, noise).compile()
     out = {"variant": "esrun_members", "chunk": MEMBER_CHUNK, **info, **_analysis(fn)}

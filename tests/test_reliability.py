@@ -46,9 +46,9 @@ def _config_file(tmp_path: Path, *overrides: str) -> str:
 
 def _fresh_state(run_dir: Path):
     from esrun.config.load import read_yaml, validate
-    from esrun.runner.evaluator import Evaluator
+    from esrun.runner.replica import Replica
 
-    return Evaluator(validate(read_yaml(run_dir / "config.yaml"))).init_state()
+    return Replica(validate(read_yaml(run_dir / "config.yaml"))).init_state()
 
 
 class _Payload:

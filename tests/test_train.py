@@ -100,14 +100,14 @@ def test_tensorboard_events_read_back(runs):
 def test_nonfinite_fitness_ranked_worst_and_counted(monkeypatch):
     """NaN / inf fitness never reaches the update and is counted."""
     import esrun
-    from esrun.runner.evaluator import Evaluator, sanitize_fitness
+    from esrun.runner.replica import Replica, sanitize_fitness
 
     clean, bad = sanitize_fitness(np.array([1.0, np.nan, 3.0, np.inf, -np.inf, 2.0]))
     assert bad == 3 and np.all(np.isfinite(clean)) and clean[1] == clean[3] == clean[4] == 1.0
 
     cfg = esrun.load_config(None, "task.type=synthetic", "task.objective=sphere", "task.dim=5",
                             "strategy.population=8", "budget.generations=1")
-    ev = Evaluator(cfg)
+    ev = Replica(cfg)
     state = ev.init_state()
     fit = np.array([1, 2, np.nan, 4, 5, np.inf, 7, 8], float)
     new, metrics = ev.apply(state, fit, 0, None)

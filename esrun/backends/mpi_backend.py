@@ -2,7 +2,7 @@
 
 Every rank runs the same runner loop on its own copy of the state. In generation g rank r evaluates the chunks
 ``c`` with ``c % N == r`` (a fixed assignment), and one ``Allgatherv`` of the serialized ChunkResults gives every
-rank the whole generation in chunk order; every rank then applies the same ``Evaluator.apply``. Only fitness
+rank the whole generation in chunk order; every rank then applies the same ``Replica.apply``. Only fitness
 scalars, step counts and observation statistics travel — O(population) bytes per rank, independent of the number
 of parameters. Rank 0 alone logs, checkpoints and prints (``is_coordinator``); its decisions (stop reason,
 evaluation return) reach the other ranks through ``agree`` (a broadcast).
@@ -21,7 +21,7 @@ import numpy as np
 from esrun.backends.base import Backend, register
 from esrun.backends.comm import CommMeter, decode_results, dumps, encode_results, log, state_from_blob, state_to_blob
 from esrun.errors import UserError
-from esrun.runner.evaluator import params_hash
+from esrun.runner.replica import params_hash
 
 LAUNCH_HINT = "launch it with: mpiexec -n N esrun train CONFIG backend.type=mpi"
 HASH_BYTES = 64  # hex SHA-256

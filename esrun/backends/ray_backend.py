@@ -3,12 +3,12 @@
     backend.address   unset: a local ``ray.init`` sized to this machine;  ``auto`` or ``host:port``: an existing cluster
 
 Each actor is built from the config (``cfg.model_dump(mode="json")``, validated on the worker) and holds an
-:class:`~esrun.runner.evaluator.Evaluator` and a ``RunState``. It is sent the full state once when it (re)joins;
+:class:`~esrun.runner.replica.Replica` and a ``RunState``. It is sent the full state once when it (re)joins;
 after that only the messages of ``esrun.backends.comm`` travel:
 
     evaluate   coordinator -> free worker: (g, [chunk])       worker -> coordinator: fitness, steps, obs_delta
     tell       coordinator -> every worker: (g, fitness [population], steps, obs_delta); the worker applies
-               ``Evaluator.apply`` — the same pure update as the coordinator — and every ``hash_every``
+               ``Replica.apply`` — the same pure update as the coordinator — and every ``hash_every``
                generations answers the SHA-256 of its mean, compared with the coordinator's
 
 Scheduling: the generation's chunks form a queue; each idle worker is handed the next chunk, so a slow worker
@@ -41,7 +41,7 @@ from esrun.backends.base import Backend, register
 from esrun.backends.comm import (CommMeter, decode_results, dumps, encode_results, encode_tell, loads, log,
                                  state_from_blob, state_to_blob)
 from esrun.errors import UserError
-from esrun.runner.evaluator import params_hash
+from esrun.runner.replica import params_hash
 
 STALE = "stale"  # a worker's answer when its replica is not at the generation asked about: it needs the state
 CONNECT_TIMEOUT_S = 20.0  # with the 5 s probe, an unreachable cluster fails well within 30 s
@@ -51,7 +51,7 @@ FORWARDED_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64")  # jit numerics
 CHUNK_TIME_WINDOW = 64  # chunk times (submission to answer) the straggler timeout takes its median over
 
 
-class Replica:
+class RayWorker:
     """A Ray actor's body: one replica of the run, updated exactly like the coordinator's.
 
     The constructor never raises: a worker that cannot build the task keeps the error and reports it from
@@ -64,9 +64,9 @@ class Replica:
         self.error = None
         try:
             from esrun.config.schema import Config
-            from esrun.runner.evaluator import Evaluator
+            from esrun.runner.replica import Replica
 
-            self.evaluator = Evaluator(Config.model_validate(cfg_json))
+            self.evaluator = Replica(Config.model_validate(cfg_json))
         except Exception as exc:  # noqa: BLE001 - reported to the coordinator as the task's own error
             self.error = " ".join(f"{type(exc).__name__}: {exc}".split())
 
@@ -193,7 +193,7 @@ class RayBackend(Backend):
         cpus = ray.cluster_resources().get("CPU", 1.0)
         per_worker = min(1.0, math.floor(cpus / self.workers * 1e4) / 1e4) or 0.0001
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        actor_cls = ray.remote(max_restarts=-1, max_task_retries=0)(Replica)
+        actor_cls = ray.remote(max_restarts=-1, max_task_retries=0)(RayWorker)
         opts = {"num_cpus": per_worker, "scheduling_strategy": "SPREAD"}
         if env:
             opts["runtime_env"] = {"env_vars": env}

@@ -10,7 +10,7 @@ A checkpoint is ``RUN_DIR/checkpoints/gen_GGGGGG.ckpt.npz``, an uncompressed Num
 
 Loading never unpickles: members are read with ``allow_pickle=False`` (object arrays are refused), and nothing
 of the file decides the pytree's structure. The structure comes from ``reference``, a freshly initialized state of
-the same config (``Evaluator(cfg).init_state()``); the file must match it leaf for leaf -- count, shape, dtype --
+the same config (``Replica(cfg).init_state()``); the file must match it leaf for leaf -- count, shape, dtype --
 before any array is read (each member's ``.npy`` header is checked first, so a file cannot make esrun allocate
 what it declares), and each array must match its SHA-256. A truncated or altered file fails the zip CRC or the
 checksum and is refused with one line.

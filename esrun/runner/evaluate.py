@@ -11,16 +11,16 @@ from esrun.runner import checkpoint
 
 
 def _load_run(run_dir: Path):
-    """The run's config and an Evaluator for it, and the state of its newest intact checkpoint."""
+    """The run's config and a Replica for it, and the state of its newest intact checkpoint."""
     import sys
 
     from esrun.config.load import read_yaml, validate
-    from esrun.runner.evaluator import Evaluator
+    from esrun.runner.replica import Replica
 
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"'{run_dir}' is not a run directory (no config.yaml)")
     cfg = validate(read_yaml(run_dir / "config.yaml"))
-    ev = Evaluator(cfg)
+    ev = Replica(cfg)
     try:
         saved, _ = checkpoint.load(run_dir, ev.init_state(),
                                    warn=lambda msg: print(f"esrun: warning: {msg}", file=sys.stderr, flush=True))

@@ -27,7 +27,7 @@ from esrun.errors import UserError
 from esrun.logging import ConsoleSink, MetricLogger, TensorBoardSink, write_summary
 from esrun.logging.tensorboard import hparams_of
 from esrun.runner import checkpoint
-from esrun.runner.evaluator import Evaluator, RunState, params_hash
+from esrun.runner.replica import Replica, RunState, params_hash
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 FAILED = "environment failures"
@@ -37,7 +37,7 @@ class EnvironmentFailedError(UserError, RuntimeError):
     """Every member failed ``task.max_failed_generations`` generations in a row (one line: the env, the error)."""
 
 
-def _failure_message(cfg: Config, evaluator: Evaluator) -> str:
+def _failure_message(cfg: Config, evaluator: Replica) -> str:
     name = getattr(cfg.task, "env_id", None) or getattr(cfg.task, "env_name", None) or getattr(cfg.task, "objective", "the task")
     last = getattr(evaluator.task, "last_failure", None) or "non-finite fitness"
     return (f"every member failed in {cfg.task.max_failed_generations} generations in a row on {name}: {last} "
@@ -128,7 +128,7 @@ def _resume_state(cfg: Config, run_dir: Path, fresh: RunState, skipped: list[str
     return state
 
 
-def _log_video(log: MetricLogger, evaluator: Evaluator, state: RunState) -> bool:
+def _log_video(log: MetricLogger, evaluator: Replica, state: RunState) -> bool:
     """One episode of the mean policy to TensorBoard (``eval/video``). False (after one warning) if the task
     cannot render; the caller then stops asking."""
     from esrun.runner.evaluate import VIDEO_MAX_FRAMES, VIDEO_STRIDE, render_frames
@@ -145,7 +145,7 @@ def _log_video(log: MetricLogger, evaluator: Evaluator, state: RunState) -> bool
 def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None) -> Result:
     """Run (or continue) the training described by a validated config; returns the summary."""
     t_start = time.perf_counter()
-    evaluator = Evaluator(cfg)
+    evaluator = Replica(cfg)
     run_dir = Path(resume) if resume is not None else run_dir_for(cfg)
     config_yaml = dump_config(cfg)
     state = evaluator.init_state()

@@ -56,7 +56,13 @@ def sanitize_fitness(fitness: np.ndarray) -> tuple[np.ndarray, int]:
     return fitness, bad
 
 
-class Evaluator:
+class Replica:
+    """One process's copy of the run: its task, strategy and keys, the chunk evaluation and the pure update.
+
+    Every process (coordinator, Ray worker, MPI rank) builds one from the same config, so each applies the same
+    ``apply(state, fitness, steps, obs_delta)`` to the same fitness vector and their states stay bitwise equal.
+    """
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.task = build_task(cfg)

@@ -95,7 +95,7 @@ class OpenAIES(Strategy):
         With antithetic sampling and an even ``start`` and ``size`` the range holds whole pairs, so each pair's
         noise is drawn once and used with both signs (half the noise generation of ``member_params``). The two
         are separate XLA programs and may round the last bit differently (fused multiply-add); determinism does
-        not depend on it, because every process evaluates a chunk through the same one (Evaluator).
+        not depend on it, because every process evaluates a chunk through the same one (Replica).
         """
         if not (self.antithetic and size % 2 == 0):
             return self.member_params(state, start + jnp.arange(size, dtype=jnp.int32), noise)

@@ -4,11 +4,11 @@ import sys
 
 from esrun.backends import get_backend
 from esrun.config import load_config
-from esrun.runner.evaluator import Evaluator, params_hash
+from esrun.runner.replica import Replica, params_hash
 
 cfg = load_config(None, ["task.type=synthetic", "task.dim=10", "strategy.population=8", "backend.chunk_size=2",
                          "backend.type=mpi", "backend.hash_every=1", "budget.generations=2"])
-evaluator = Evaluator(cfg)
+evaluator = Replica(cfg)
 backend = get_backend("mpi")(cfg, evaluator)
 state = backend.start(evaluator.init_state()) or evaluator.init_state()
 fitness, steps, obs = evaluator.combine(backend.evaluate(state))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from esrun.runner.evaluator import Evaluator
+from esrun.runner.replica import Replica
 from esrun.tasks.base import ChunkResult
 from esrun.tasks.obs_norm import ObsStats, merge_all
 
@@ -38,15 +38,15 @@ def test_running_statistics_over_generations_equal_one_pass():
 
 
 def test_combine_in_chunk_order_is_independent_of_the_worker_split():
-    """Whatever the worker each chunk ran on, Evaluator.combine merges in chunk order: bitwise equal results."""
+    """Whatever the worker each chunk ran on, Replica.combine merges in chunk order: bitwise equal results."""
     chunks = _chunks()
     results = [ChunkResult(np.arange(2.0), np.ones(2, np.int64), ObsStats.from_batch(c)) for c in chunks]
-    _, steps, reference = Evaluator.combine(results)
+    _, steps, reference = Replica.combine(results)
     for workers in (2, 3, 7):
         # a worker evaluates chunks c % workers == w; the backend returns them re-sorted by chunk id
         by_worker = [[(c, results[c]) for c in range(len(results)) if c % workers == w] for w in range(workers)]
         gathered = sorted((pair for part in by_worker for pair in part), key=lambda p: p[0])
-        _, steps_w, stats = Evaluator.combine([r for _, r in gathered])
+        _, steps_w, stats = Replica.combine([r for _, r in gathered])
         assert steps_w == steps
         assert stats.count == reference.count
         assert stats.mean.tobytes() == reference.mean.tobytes() and stats.m2.tobytes() == reference.m2.tobytes()
