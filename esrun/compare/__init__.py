@@ -5,8 +5,9 @@
 
 Modules: ``schema`` (the validated config), ``config`` (YAML + overrides), ``tasks`` (objectives with exact or
 reference gradients), ``methods`` (estimators as uniform init / estimate pairs, refused when they do not apply),
-``run`` (one estimator's jitted loop and diagnostics), ``distribute`` (local / ray / mpi), ``outputs`` (TensorBoard,
-results.csv / results.md, curves.png / variance.png), ``harness`` (``run_compare``), ``cli``.
+``run`` (one estimator's jitted loop and diagnostics), ``outputs`` (TensorBoard, results.csv / results.md,
+curves.png / variance.png), ``harness`` (``run_compare``; its jobs run on ``esrun.backends.pool.map_jobs``: local,
+ray or mpi), ``cli``.
 
 CONTRACT for gym tasks (``task.type: gym``) — ``esrun/compare/rl.py`` (owned by the RL engineer) provides::
 

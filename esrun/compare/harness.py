@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -34,18 +35,27 @@ def _fresh_run_dir(cfg) -> Path:
 
 
 def _is_root(cfg) -> bool:
-    if cfg.backend.type != "mpi":
-        return True
-    from esrun.compare.distribute import mpi_world
+    """False on MPI ranks other than 0; refuses (one line) an MPI process that mpiexec did not start."""
+    from esrun.backends.pool import is_coordinator
 
-    return mpi_world()[1] == 0
+    return is_coordinator(cfg.backend.type)
+
+
+def run_entry(cfg_json: dict, index: int) -> list[dict]:
+    """Every seed of estimator entry ``index``: one job of ``esrun.backends.pool.map_jobs`` (only the config, as
+    JSON, goes to a worker; only curve points and scalars come back). Its results depend only on (config, entry,
+    seed), not on the process that ran it."""
+    from esrun.compare.run import run_entries
+    from esrun.compare.schema import CompareConfig
+
+    return run_entries(CompareConfig.model_validate(cfg_json), [index])
 
 
 # -- synthetic and discrete tasks ----------------------------------------------------------------------------------
 
 
 def _run_estimators(cfg) -> Optional[CompareResult]:
-    from esrun.compare.distribute import run_jobs
+    from esrun.backends.pool import map_jobs
     from esrun.compare.run import prepare
 
     task, methods = prepare(cfg)  # refuses an estimator that does not apply, before any work
@@ -55,9 +65,11 @@ def _run_estimators(cfg) -> Optional[CompareResult]:
                             f"estimators[{e.row}] ({m.evals} calls of f)")
     if cfg.backend.type == "mpi":
         _is_root(cfg)  # refuses a process mpiexec did not start, before any work
-    results = run_jobs(cfg)
-    if results is None:
+    jobs = map_jobs(cfg.backend.type, partial(run_entry, cfg.model_dump(mode="json")), range(len(cfg.estimators)),
+                    cfg.backend.workers, cfg.backend.address)
+    if jobs is None:  # an MPI rank other than 0
         return None
+    results = [r for entry in jobs for r in entry]  # (entry, seed) order
     run_dir = _fresh_run_dir(cfg)
     if cfg.logging.tensorboard:
         outputs.write_tensorboard(run_dir, results)
