@@ -3,8 +3,8 @@
     run_rl_method(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict
 
 ``method`` is ``"es"`` (esrun's own training loop: OpenAI-ES, ``esrun.train`` with a config built from the
-arguments) or a policy-gradient method of :data:`esrun.compare.rl_workers.METHODS` (REINFORCE, REINFORCE with a
-baseline, RLOO, GRPO, PPO: data-parallel, gradients all-reduced across the workers; see ``rl_workers``).
+arguments) or a policy-gradient method of :data:`esrun.estimators.policy_gradient.METHODS` (REINFORCE, REINFORCE with a
+baseline, RLOO, GRPO, PPO: data-parallel, gradients all-reduced across the workers; see ``esrun.runner.pg_replica``).
 
 Both start from the same theta_0 (the policy's ``init(fold_in(PRNGKey(seed), 3))``) and report the same final
 figure: the mean return of the greedy (argmax) policy over ``final_eval_episodes`` episodes whose reset seeds
@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
 
+from esrun.compare.rl_workers import POOLS
 from esrun.errors import OptionError
-from esrun.compare.rl_workers import METHODS, POOLS, initial_key, resolve_options, updates_per_iteration
+from esrun.estimators.policy_gradient import (
+    METHODS,
+    initial_key,
+    resolve_options,
+    updates_per_iteration,
+)
 
 EVAL_STREAM = 7
 ES_DEFAULTS = {
