@@ -14,16 +14,8 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from esrun.errors import UserError
 from esrun.config.schema import BraxTaskConfig, Config, GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig
-
-
-class ConfigError(UserError, ValueError):
-    """A user mistake in a config or an override; its message is one line meant for the console (line breaks
-    in quoted user text are shown as \\n)."""
-
-    def __init__(self, message: str):
-        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+from esrun.errors import ConfigError  # defined in errors (policies raise it too); esrun.config re-exports it
 
 
 _TASK_MODELS = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig, "synthetic": SyntheticTaskConfig,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esrun.config.load import ConfigError
+from esrun.errors import ConfigError
 from esrun.config.schema import Config
 
 NEUTRAL_SECTIONS = ("budget", "logging", "backend")

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esrun.config.load import ConfigError
+from esrun.errors import ConfigError
 from esrun.policies.heads import HEADS, ActionSpec
 
 ACTIVATIONS: dict[str, Callable] = {

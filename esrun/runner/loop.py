@@ -27,7 +27,8 @@ from esrun.errors import UserError
 from esrun.logging import ConsoleSink, MetricLogger, TensorBoardSink, write_summary
 from esrun.logging.tensorboard import hparams_of
 from esrun.runner import checkpoint
-from esrun.runner.replica import Replica, RunState, params_hash
+from esrun.digest import params_hash
+from esrun.runner.replica import Replica, RunState
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 FAILED = "environment failures"

@@ -10,15 +10,15 @@ Keys (all derived from ``PRNGKey(seed)``, so any process can rebuild them):
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esrun.strategies import get_strategy
+from esrun.digest import params_hash  # noqa: F401 (re-exported until every caller imports esrun.digest)
 from esrun.errors import UserError
+from esrun.strategies import get_strategy
 from esrun.runner.noise_table import table_source, table_too_small
 from esrun.strategies.noise import COUNTER
 from esrun.tasks import build_task
@@ -38,11 +38,6 @@ class RunState(NamedTuple):
     eval_return: Optional[float]  # last evaluation return of the mean policy
     eval_generation: int  # generation at which eval_return was measured (-1: never)
     wall_seconds: float  # accumulated over every session of the run
-
-
-def params_hash(mean) -> str:
-    """SHA-256 of the final mean's float32 bytes (``summary.json: params_sha256``)."""
-    return hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()
 
 
 def sanitize_fitness(fitness: np.ndarray) -> tuple[np.ndarray, int]:
