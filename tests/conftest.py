@@ -1,4 +1,4 @@
-"""Fixtures shared by the top-level tests (helpers live in esrun_helpers.py)."""
+"""Fixtures shared by the whole suite (helpers live in the esrun_helpers package, tests/esrun_helpers/)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,10 @@ import pytest
 # any test module imports JAX, gives the pytest process the same numerics as the `esrun` CLI subprocesses, so
 # hashes compared across the two (a CLI run resumed in-process, say) are comparable.
 import esrun  # noqa: E402,F401
+from esrun_helpers import ray_local  # noqa: E402
+
+#: node id of the last collected test that uses ``ray_session``: the local Ray stops after it
+_LAST_RAY_USER: list[str] = []
 
 
 @pytest.fixture
@@ -16,3 +20,27 @@ def runs(tmp_path) -> Path:
     d = tmp_path / "runs"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def ray_session():
+    """The session's one local Ray (esrun_helpers.ray_local): started by the first test that asks for it and shut
+    down after the last one; an in-process ``train(backend.type=ray)`` uses it instead of starting its own."""
+    return ray_local.start()
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection
+def pytest_collection_modifyitems(config, items):
+    users = [item.nodeid for item in items if "ray_session" in getattr(item, "fixturenames", ())]
+    _LAST_RAY_USER[:] = users[-1:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if nextitem is None or [item.nodeid] == _LAST_RAY_USER:
+        ray_local.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    ray_local.stop()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend_helpers import read_summary, start_cli
+from esrun_helpers import read_summary
+from esrun_helpers.backends import start_cli
 from esrun.config import load_config
 from esrun.runner import train
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend_helpers import synthetic_overrides
+from esrun_helpers.backends import synthetic_overrides
 from esrun.config import load_config
 from esrun.runner import train
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend_helpers import MPIEXEC, read_summary, run_cli, start_cli, synthetic_overrides
+from esrun_helpers import read_summary
+from esrun_helpers.backends import MPIEXEC, run_cli, start_cli, synthetic_overrides
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from backend_helpers import read_summary, start_cli
+from esrun_helpers import read_summary
+from esrun_helpers.backends import start_cli
 
 pytestmark = pytest.mark.timeout(600)
 

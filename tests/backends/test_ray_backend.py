@@ -12,7 +12,8 @@ import gymnasium as gym
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from backend_helpers import CARTPOLE_OVERRIDES, read_summary, run_cli, start_cli, synthetic_overrides
+from esrun_helpers import read_summary
+from esrun_helpers.backends import CARTPOLE_OVERRIDES, run_cli, start_cli, synthetic_overrides
 from esrun.backends import BACKENDS, get_backend
 from esrun.config import load_config
 from esrun.errors import UserError

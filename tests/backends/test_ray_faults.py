@@ -15,11 +15,12 @@ import time
 import psutil
 import pytest
 
-from backend_helpers import CARTPOLE_OVERRIDES
+from esrun_helpers.backends import CARTPOLE_OVERRIDES
 from esrun.backends import BACKENDS, get_backend
 from esrun.config import load_config
 from esrun.runner import train
-from ray_cluster import start_two_nodes
+from esrun_helpers import ray_local
+from esrun_helpers.ray_cluster import start_two_nodes
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -36,6 +37,7 @@ def _cfg(tmp_path, *overrides):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    ray_local.stop()  # the runs below attach this process to the two-node cluster, not to the suite's local Ray
     c = start_two_nodes(tmp_path_factory.mktemp("ray2") / "t")
     try:
         yield c

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from compare_helpers import COMPARE_CONFIGS, REDUCED, ROOT, check_outputs, read_csv
+from esrun_helpers.compare import COMPARE_CONFIGS, REDUCED, ROOT, check_outputs, read_csv
 from esrun.compare import load_compare_config
 
 pytestmark = pytest.mark.timeout(900)

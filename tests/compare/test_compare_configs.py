@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compare_helpers import REDUCED, check_outputs, estimator_configs, read_csv
+from esrun_helpers.compare import REDUCED, check_outputs, estimator_configs, read_csv
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -33,7 +33,7 @@ def _by_label(rows):
 
 
 def test_bernoulli_toy_variances_order_as_the_exact_ones(compare_runs):
-    from compare_helpers import COMPARE_CONFIGS
+    from esrun_helpers.compare import COMPARE_CONFIGS
 
     cfg, result = compare_runs(COMPARE_CONFIGS / "bernoulli_toy.yaml", overrides("bernoulli_toy"))
     assert cfg.task.target == 0.45 and cfg.task.init_logit == 0.0
@@ -56,7 +56,7 @@ def test_bernoulli_toy_variances_order_as_the_exact_ones(compare_runs):
 
 
 def test_quadratic_antithetic_es_and_pathwise_beat_the_score_function(compare_runs):
-    from compare_helpers import COMPARE_CONFIGS
+    from esrun_helpers.compare import COMPARE_CONFIGS
 
     cfg, result = compare_runs(COMPARE_CONFIGS / "quadratic.yaml", overrides("quadratic"))
     rows = _by_label(read_csv(result.run_dir / "results.csv"))

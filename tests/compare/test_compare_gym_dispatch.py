@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from compare_helpers import read_csv, scalar_events
+from esrun_helpers.compare import read_csv, scalar_events
 from esrun.compare import load_compare_config, run_compare
 from esrun.errors import UserError
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from compare_helpers import COMPARE_CONFIGS, ROOT
+from esrun_helpers.compare import COMPARE_CONFIGS, ROOT
 from esrun.cli import main
 
 pytestmark = pytest.mark.timeout(300)

@@ -1,12 +1,11 @@
 """ES and every policy-gradient baseline on CartPole through ``run_rl_method``, on Ray with 2 workers.
 
-One Ray session serves the module. Short budgets: each run is one or two iterations, except the REINFORCE
+The suite's one local Ray (the ``ray_session`` fixture) serves the module. Short budgets: each run is one or two iterations, except the REINFORCE
 learning check, which must lift the greedy return of the initial policy (~9) above a threshold.
 """
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 
@@ -25,19 +24,8 @@ SMALL = {  # small batches so that a run is one or two iterations
 }
 PG_COMMON = {"episodes_per_worker": 4, "eval_every": 1, "eval_episodes": 5, "final_eval_episodes": 5}
 
-
-@pytest.fixture(scope="module")
-def ray_session(fast_compile):
-    """One Ray session for the module, started after XLA's optimizations are turned off (tests/compare/conftest.py)
-    so that the actors compile as fast as the driver and with the same numerics."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning")
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+# XLA without most optimizations (tests/compare/conftest.py), here and on the Ray actors (the forwarded environment)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _options(method: str) -> dict:

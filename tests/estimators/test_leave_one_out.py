@@ -1,16 +1,10 @@
 """RLOO estimator: unbiasedness against exact gradients, the Bernoulli toy variance, num_evals, jit."""
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from esrun import estimators as E
-from esrun.estimators.leave_one_out import leave_one_out_mean
-sys.path.insert(0, os.path.dirname(__file__))  # shared oracle helpers live in test_score_function.py
-from test_score_function import (  # noqa: E402
+from esrun_helpers.oracles import (
     FUNCS,
     assert_unbiased,
     bernoulli_states,
@@ -19,6 +13,9 @@ from test_score_function import (  # noqa: E402
     exact_gaussian,
     gauss2,
 )
+
+from esrun import estimators as E
+from esrun.estimators.leave_one_out import leave_one_out_mean
 
 Z = 4.5
 

@@ -1,16 +1,10 @@
 """Measure-valued derivatives: Gaussian (Weibull / double-sided Maxwell), Poisson and Bernoulli."""
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from esrun import estimators as E
-
-sys.path.insert(0, os.path.dirname(__file__))  # shared oracle helpers live in test_score_function.py
-from test_score_function import (  # noqa: E402
+from esrun_helpers.oracles import (
     FUNCS,
     assert_unbiased,
     assert_variance,
@@ -20,6 +14,8 @@ from test_score_function import (  # noqa: E402
     gauss2,
     poisson_states,
 )
+
+from esrun import estimators as E
 
 
 @pytest.mark.parametrize("coupled", [True, False])

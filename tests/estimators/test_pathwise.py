@@ -1,16 +1,18 @@
 """Pathwise (reparameterization) estimator against closed forms and the ORACLES variances."""
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from esrun_helpers.oracles import (
+    FUNCS,
+    assert_unbiased,
+    assert_variance,
+    exact_gaussian,
+    gauss2,
+)
 
 from esrun import estimators as E
-
-sys.path.insert(0, os.path.dirname(__file__))  # shared oracle helpers live in test_score_function.py
-from test_score_function import FUNCS, assert_unbiased, assert_variance, exact_gaussian, gauss2  # noqa: E402
 
 
 @pytest.mark.parametrize("fname", ["x2", "x3", "cos"])

@@ -1,30 +1,23 @@
-"""Fixtures for the SLURM tests: one real single-node cluster per session, and the esrun command line.
+"""Fixtures for the SLURM tests: one real single-node cluster per session, and hashes of undisturbed local runs
+(helpers: tests/esrun_helpers/slurm.py).
 
 When SLURM cannot be started the tests FAIL with the reason (daemon logs included); they never skip.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from cluster import Cluster, ClusterError, start_cluster  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-CARTPOLE = REPO / "configs" / "cartpole.yaml"
-ESRUN = str(Path(sys.executable).parent / "esrun")
-
-#: A short CartPole run: a few generations of a small population, no early stop, a checkpoint every generation.
-FAST = (
-    "budget.generations=3", "budget.target_return=null", "strategy.population=32", "backend.chunk_size=16",
-    "task.eval_episodes=2", "logging.progress=false", "logging.checkpoint_every=1",
+from esrun_helpers.slurm import (
+    CARTPOLE,
+    FAST,
+    Cluster,
+    ClusterError,
+    esrun,
+    start_cluster,
+    summary,
 )
 
 
@@ -59,30 +52,6 @@ def _cancel_all(cluster: Cluster) -> None:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and cluster.run("squeue", "-h", check=False).stdout.strip():
             time.sleep(1)
-
-
-def esrun(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the `esrun` console script of this venv."""
-    return subprocess.run([ESRUN, *args], cwd=cwd, env=env or os.environ.copy(), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def parse_submit(stdout: str) -> tuple[str, list[Path]]:
-    m = re.search(r"^submitted job (\d+)$", stdout, re.M)
-    assert m, f"no job id in: {stdout!r}"
-    run_dirs = [Path(p) for p in re.findall(r"^run directory: (.+)$", stdout, re.M)]
-    assert run_dirs, f"no run directory in: {stdout!r}"
-    return m.group(1), run_dirs
-
-
-def summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    assert path.is_file(), f"{path} missing; job output:\n{job_output(run_dir)}"
-    return json.loads(path.read_text())
-
-
-def job_output(run_dir: Path) -> str:
-    return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(run_dir.glob("slurm-*.out")))
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import CARTPOLE, esrun
+from esrun_helpers.slurm import CARTPOLE, esrun
 
 
 def _queued(cluster, name: str) -> str:
@@ -30,7 +29,7 @@ def test_cluster_runs_a_trivial_job(slurm_cluster, tmp_path):
     out = tmp_path / "hello.out"
     r = slurm_cluster.run("sbatch", "--parsable", f"--output={out}", "--wrap", "echo hello from $SLURM_JOB_ID")
     job = r.stdout.strip()
-    from cluster import wait_job
+    from esrun_helpers.slurm import wait_job
 
     wait_job(slurm_cluster, job, timeout=60)
     assert out.read_text().strip() == f"hello from {job}"

@@ -1,7 +1,7 @@
 """End to end on the real test cluster: `esrun slurm submit` runs finish with the undisturbed local run's hash.
 
-Every job here is a short CartPole run (conftest.FAST). A run's params_sha256 is the SHA-256 of its final mean, so
-equality with the local run proves the job ran the same computation whatever the backend, and that a job stopped
+Every job here is a short CartPole run (esrun_helpers.slurm.FAST). A run's params_sha256 is the SHA-256 of its final
+mean, so equality with the local run proves the job ran the same computation whatever the backend, and that a job stopped
 mid-run and requeued resumed from its checkpoint instead of starting over or drifting.
 """
 from __future__ import annotations
@@ -11,9 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cluster import job_fields, wait_job
-from conftest import CARTPOLE, FAST, esrun, job_output, parse_submit, summary
+from esrun_helpers.slurm import (
+    CARTPOLE,
+    FAST,
+    esrun,
+    job_fields,
+    job_output,
+    parse_submit,
+    summary,
+    wait_job,
+)
 
 
 def _submit(tmp_path: Path, *args: str) -> tuple[str, list[Path]]:

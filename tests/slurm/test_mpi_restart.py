@@ -9,9 +9,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from cluster import job_fields, wait_job
-from conftest import CARTPOLE, FAST, esrun, job_output, parse_submit, summary
+from esrun_helpers.slurm import (
+    CARTPOLE,
+    FAST,
+    esrun,
+    job_fields,
+    job_output,
+    parse_submit,
+    summary,
+    wait_job,
+)
 
 pytestmark = pytest.mark.timeout(900)
 

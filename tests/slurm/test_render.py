@@ -8,10 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from esrun_helpers.slurm import CARTPOLE, REPO, esrun
 
-from conftest import CARTPOLE, REPO, esrun
 from esrun.slurm.render import (
-    COMMON_TEMPLATE, TEMPLATES, JobSpec, RenderError, fill, parse_array, render_script, sbatch_directives,
+    COMMON_TEMPLATE,
+    TEMPLATES,
+    JobSpec,
+    RenderError,
+    fill,
+    parse_array,
+    render_script,
+    sbatch_directives,
 )
 
 VENV = str(Path(sys.prefix).absolute())

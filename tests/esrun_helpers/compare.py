@@ -1,4 +1,4 @@
-"""Shared helpers of the compare tests: run a config in-process once per module, read its outputs back."""
+"""Helpers of the compare tests: the configs, reduced budgets, and the contract of a compare run directory."""
 from __future__ import annotations
 
 import csv
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from esrun_helpers import ROOT
+
 COMPARE_CONFIGS = ROOT / "configs" / "compare"
 
 # Reduced budgets: the jobs are tiny, so compile time dominates; one fixed point, few points per curve.

@@ -5,13 +5,14 @@ leaks, and the checkpoint directory stays bounded by logging.keep_checkpoints wh
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
+from esrun_helpers import ROOT
+
 pytestmark = pytest.mark.timeout(900)
 
-_spec = importlib.util.spec_from_file_location("soak", Path(__file__).resolve().parents[1] / "bench" / "soak.py")
+_spec = importlib.util.spec_from_file_location("soak", ROOT / "bench" / "soak.py")
 soak = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(soak)
 

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from esrun_helpers import ROOT
 
 # The tests that assert an optimization outcome and are cheap enough to run twice (docs/determinism.md). Left out
-# for time: the Pendulum training of tests/test_train.py, the REINFORCE runs of tests/compare/test_rl.py (Ray) and
+# for time: the Pendulum training of tests/runner/test_train.py, the REINFORCE runs of tests/compare/test_rl.py (Ray) and
 # the linear-fitness sign check (cosine 0.86-0.93 against 0.5 under both settings); their margins are in
 # docs/BENCHMARKS.md, "Any CPU (issue 9)".
 OUTCOME_TESTS = [
-    "tests/test_evosax_strategies.py::test_rastrigin_config_reaches_below_one",
-    "tests/test_evosax_strategies.py::test_improves_the_sphere",
-    "tests/test_openai_es.py::test_sphere_1000_config_goes_below_1e_3",
-    "tests/test_train.py::test_default_cartpole_solves",
+    "tests/strategies/test_evosax_strategies.py::test_rastrigin_config_reaches_below_one",
+    "tests/strategies/test_evosax_strategies.py::test_improves_the_sphere",
+    "tests/strategies/test_openai_es.py::test_sphere_1000_config_goes_below_1e_3",
+    "tests/runner/test_train.py::test_default_cartpole_solves",
     "tests/compare/test_compare_configs.py::test_quadratic_antithetic_es_and_pathwise_beat_the_score_function",
 ]
 

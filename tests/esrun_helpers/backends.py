@@ -1,14 +1,14 @@
-"""Helpers of the backend tests: the small CartPole run every backend must reproduce bit for bit, the
-synthetic runs of the bytes-per-generation test, and helpers to launch ``esrun`` / ``mpiexec`` as processes."""
+"""Helpers of the backend tests: the small CartPole run every backend must reproduce bit for bit, the synthetic
+runs of the bytes-per-generation test, and helpers to launch ``esrun`` / ``mpiexec`` as processes."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from esrun_helpers import ROOT as REPO
+
 VENV_BIN = Path(sys.executable).parent
 ESRUN = str(VENV_BIN / "esrun")
 MPIEXEC = str(VENV_BIN / "mpiexec")
@@ -39,7 +39,3 @@ def start_cli(args: list[str], mpi_ranks: int | None = None) -> subprocess.Popen
     cmd = ([MPIEXEC, "-n", str(mpi_ranks)] if mpi_ranks else []) + [ESRUN, *args]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def read_summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())

@@ -23,7 +23,7 @@ from esrun.errors import UserError
 from esrun.strategies import STRATEGIES
 from esrun.strategies.evosax_adapter import BUILDERS, EvosaxStrategy
 
-ROOT = Path(__file__).resolve().parents[1]
+from esrun_helpers import ROOT
 NAMES = sorted(BUILDERS)
 P, POP, CHUNK = 10, 32, 8
 X0 = jnp.full((P,), 3.0, jnp.float32)

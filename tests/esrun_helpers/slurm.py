@@ -1,4 +1,5 @@
-"""A real single-node SLURM cluster for the tests: slurm.conf in a temp dir, daemons stopped by PID.
+"""A real single-node SLURM cluster for the tests: slurm.conf in a temp dir, daemons stopped by PID; and the
+helpers of the SLURM tests (the `esrun` command line, a short CartPole run, reading submitted jobs back).
 
 Debian's ``slurmctld`` / ``slurmd`` (installed by scripts/install_slurm.sh) run as the current user (root in CI) with
 ``auth/none`` and ``cred/none``; every port is a free one on 127.0.0.1 and all state lives under ``root``, so nothing
@@ -8,25 +9,23 @@ outside the temp dir is touched and several test sessions cannot see each other.
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import re
 import shutil
-import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from esrun_helpers import ROOT, free_port
 
 PARTITION = "esrun"
 
 
 class ClusterError(RuntimeError):
     """SLURM could not be started; the message says why (the tests fail with it, never skip)."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _real_memory_mb() -> int:
@@ -124,8 +123,8 @@ def start_cluster(root: Path, timeout: float = 60.0) -> Cluster:
     conf = root / "slurm.conf"
     conf.write_text(
         SLURM_CONF.format(
-            ctld_port=_free_port(),
-            slurmd_port=_free_port(),
+            ctld_port=free_port(),
+            slurmd_port=free_port(),
             user=getpass.getuser(),
             root=root,
             cpus=cpus,
@@ -203,3 +202,38 @@ def wait_job(cluster: Cluster, job_id: str, timeout: float = 300.0) -> list[str]
             return states
         time.sleep(1.0)
     raise TimeoutError(f"job {job_id} still {states} after {timeout:.0f} s\n{cluster.logs()}")
+
+
+REPO = ROOT
+CARTPOLE = REPO / "configs" / "cartpole.yaml"
+ESRUN = str(Path(sys.executable).parent / "esrun")
+
+#: A short CartPole run: a few generations of a small population, no early stop, a checkpoint every generation.
+FAST = (
+    "budget.generations=3", "budget.target_return=null", "strategy.population=32", "backend.chunk_size=16",
+    "task.eval_episodes=2", "logging.progress=false", "logging.checkpoint_every=1",
+)
+
+
+def esrun(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the `esrun` console script of this venv."""
+    return subprocess.run([ESRUN, *args], cwd=cwd, env=env or os.environ.copy(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def parse_submit(stdout: str) -> tuple[str, list[Path]]:
+    m = re.search(r"^submitted job (\d+)$", stdout, re.M)
+    assert m, f"no job id in: {stdout!r}"
+    run_dirs = [Path(p) for p in re.findall(r"^run directory: (.+)$", stdout, re.M)]
+    assert run_dirs, f"no run directory in: {stdout!r}"
+    return m.group(1), run_dirs
+
+
+def summary(run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    assert path.is_file(), f"{path} missing; job output:\n{job_output(run_dir)}"
+    return json.loads(path.read_text())
+
+
+def job_output(run_dir: Path) -> str:
+    return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(run_dir.glob("slurm-*.out")))

@@ -1,7 +1,12 @@
-"""Helpers for the top-level tests: run the CLI as a user would, in a subprocess, and read run directories.
+"""The one helpers package of the test suite (importable as ``esrun_helpers`` because pyproject's
+``[tool.pytest.ini_options] pythonpath`` holds tests/): run the CLI as a user would, in a subprocess, read run
+directories, free ports, a real TensorBoard. Topic modules: ``backends`` (esrun / mpiexec processes, the shared
+CartPole and sphere overrides), ``compare`` (compare run outputs), ``oracles`` (exact-gradient checks of the
+estimator tests), ``slurm`` (a real single-node SLURM cluster), ``ray_cluster`` (a real two-node Ray cluster),
+``ray_local`` (the session's one local Ray, behind the ``ray_session`` fixture of tests/conftest.py).
 
 (Kept out of conftest.py: several test folders have a conftest, and `from conftest import ...` would pick
-whichever pytest imported last.)
+whichever pytest imported last. No test module imports another test module: what two tests share lives here.)
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
 

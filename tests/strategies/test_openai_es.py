@@ -5,7 +5,6 @@ and the sphere-1000 config reaching f < 1e-3.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ from esrun.strategies import STRATEGIES
 from esrun.strategies.openai_es import OpenAIES, noise
 from esrun.strategies.shaping import SHAPING, centered_rank, raw, z_score
 
-ROOT = Path(__file__).resolve().parents[1]
+from esrun_helpers import ROOT
 KEY = jax.random.PRNGKey(3)
 
 
@@ -208,3 +207,16 @@ def test_sphere_1000_config_goes_below_1e_3(tmp_path):
     assert -s["final_eval_return"] < 1e-3, s
     assert float(np.sum(result.mean.astype(np.float64) ** 2)) < 1e-3
     assert s["generations"] < 120  # reached the target before the generation budget
+
+
+def test_range_params_equals_member_params():
+    """The pair-sharing fast path of OpenAI-ES gives the rows of member_params (to the last bit or so)."""
+    from esrun.strategies.openai_es import OpenAIES
+
+    s = OpenAIES(num_params=33, population=24, sigma_init=0.3)
+    st = s.init(jax.random.PRNGKey(4), jnp.linspace(-1, 1, 33))
+    st = st._replace(generation=jnp.int32(5))
+    for start, size in ((0, 8), (8, 8), (16, 8), (4, 6)):
+        fast = jax.jit(s.range_params, static_argnums=2)(st, jnp.int32(start), size)
+        ref = s.member_params(st, jnp.arange(start, start + size))
+        np.testing.assert_allclose(np.asarray(fast), np.asarray(ref), rtol=1e-6, atol=1e-7)
