@@ -5,7 +5,7 @@
 Trains a short CartPole run (histograms, hparams, config text, a policy video), starts `tensorboard` on
 127.0.0.1, waits until its HTTP data API serves the run, then loads each dashboard page in headless Chromium and
 writes one PNG per dashboard. Prints the PNG paths and sizes; the server and browser are stopped by PID.
-The CI check of the same dashboards is tests/test_tensorboard_dashboards.py (data API, no browser).
+The CI check of the same dashboards is tests/logging/test_tensorboard_dashboards.py (data API, no browser).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ observation ``(x, xdot, th, thdot)``.
 Precision: Gymnasium keeps the state in float64 and casts only the observation to float32; here the state is
 float32 throughout (JAX's default; enabling x64 is a process-wide switch we do not flip). One step therefore
 differs from Gymnasium's by float32 rounding (relative ~1e-7), and trajectories from the same state drift apart
-only by that accumulated rounding (tests/test_envs.py quantifies it).
+only by that accumulated rounding (tests/tasks/test_envs.py quantifies it).
 """
 from __future__ import annotations
 

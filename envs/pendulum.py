@@ -12,7 +12,7 @@ The reward is that of the state *before* the step (as Gymnasium). Never terminat
 
 Precision: Gymnasium computes in float64 (its reward is a float64); here everything is float32. One step agrees
 to float32 rounding (relative ~1e-7); over 200 steps the trajectories drift apart only by accumulated rounding
-(tests/test_envs.py quantifies it).
+(tests/tasks/test_envs.py quantifies it).
 """
 from __future__ import annotations
 

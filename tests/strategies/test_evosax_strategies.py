@@ -193,7 +193,7 @@ def test_rastrigin_config_reaches_below_one(tmp_path):
     Three seeds; at least two must stop at the target (f(mean) <= 0.01) before the generation budget. A run trapped
     in a neighbouring basin ends at f ~ 0.995 (one coordinate off by one) or 1.99 (two); the config's success rate
     was measured on more seeds under two instruction sets (docs/BENCHMARKS.md, "Any CPU (issue 9)"), and
-    tests/test_any_cpu.py reruns this test with XLA pinned to another one.
+    tests/runner/test_any_cpu.py reruns this test with XLA pinned to another one.
     """
     summaries = []
     for seed in RASTRIGIN_SEEDS:

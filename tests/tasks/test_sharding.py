@@ -1,6 +1,6 @@
 """Chunks split over local JAX devices (esrun.tasks.sharding), on 2 forced host devices in subprocesses: the
 layout, the one-line error for a chunk that does not divide, and the JAX CartPole run's params_sha256 with 1 and
-2 devices. (The Brax path's hashes: tests/test_brax_task.py.)"""
+2 devices. (The Brax path's hashes: tests/tasks/test_brax_env.py.)"""
 from __future__ import annotations
 
 import os
