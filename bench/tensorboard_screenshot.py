@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,13 +21,11 @@ from pathlib import Path
 
 import esrun
 
+# the test suite's helpers (free_port, a real TensorBoard stopped by PID): one copy, shared with the CI check
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from esrun_helpers import tensorboard_server  # noqa: E402
+
 DASHBOARDS = ("scalars", "hparams", "histograms", "text", "images")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_run(base: str, run: str, timeout: float = 180) -> None:
@@ -56,12 +51,7 @@ def main() -> int:
     runs = Path(tempfile.mkdtemp(prefix="tb_runs_"))
     esrun.train("configs/cartpole.yaml", "task.eval_every=1", "budget.generations=4", "budget.target_return=null",
                 "logging.video_every=2", f"logging.dir={runs}", "name=shot", "logging.progress=false")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    tb = subprocess.Popen([str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(runs), "--host",
-                           "127.0.0.1", "--port", str(port), "--load_fast", "false"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with tensorboard_server(runs) as base:
         _wait_for_run(base, "shot")
         for board in DASHBOARDS:
             png = out / f"{board}.png"
@@ -71,9 +61,6 @@ def main() -> int:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, start_new_session=True)
             size = png.stat().st_size if png.exists() else 0
             print(f"{board:10s} {png} {size} bytes (chromium exit {proc.returncode})")
-    finally:
-        os.killpg(tb.pid, signal.SIGTERM)
-        tb.wait(timeout=20)
     return 0
 
 
