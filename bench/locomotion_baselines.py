@@ -52,6 +52,7 @@ class RunningStats:
 
 ACTIONS = "clip"  # "clip": a = clip(M x, low, high); "raw": a = M x (set from --actions)
 OBS_CLIP = None  # clip the normalized state to [-OBS_CLIP, OBS_CLIP] (set from --obs-clip)
+PROGRESS = False  # numpy_ars prints every evaluation (set from --progress)
 
 
 def rollout(env, M, stats: RunningStats, seed=None, collect=None) -> tuple[float, int]:
@@ -98,7 +99,11 @@ def numpy_ars(env_id, seed, threshold, cap, directions, top, alpha, nu, eval_eve
         M = M + alpha / (top * sigma_r) * np.einsum("k,kij->ij", r[keep, 0] - r[keep, 1], eps[keep])
         it += 1
         if it % eval_every == 0:
-            best = max(best, evaluate(ev, M, stats))
+            e = evaluate(ev, M, stats)
+            best = max(best, e)
+            if PROGRESS:
+                print(json.dumps({"iteration": it, "env_steps": steps, "eval": round(e, 1),
+                                  "cpu_seconds": round(time.process_time() - c0, 1)}), flush=True)
             if best >= threshold:
                 return dict(reached=True, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
                             env_steps=steps, iterations=it, best_eval=best)
@@ -201,10 +206,11 @@ def main() -> None:
     p.add_argument("--override", nargs="*", default=[], help="extra esrun overrides")
     p.add_argument("--actions", choices=["raw", "clip"], default="raw", help="baselines: M x to the env as is "
                    "(ARS) or clipped to the action bounds")
+    p.add_argument("--progress", action="store_true", help="numpy_ars: print every evaluation")
     p.add_argument("--obs-clip", type=float, default=None, help="baselines: clip the normalized state (ARS: none)")
     a = p.parse_args()
-    global ACTIONS, OBS_CLIP
-    ACTIONS, OBS_CLIP = a.actions, a.obs_clip
+    global ACTIONS, OBS_CLIP, PROGRESS
+    ACTIONS, OBS_CLIP, PROGRESS = a.actions, a.obs_clip, a.progress
     print(f"baselines: actions {ACTIONS}, obs clip {OBS_CLIP}; esrun: {a.config} {' '.join(a.override)}", flush=True)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
     rows = []
