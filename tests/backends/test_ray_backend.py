@@ -12,7 +12,7 @@ import gymnasium as gym
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from esrun_helpers import read_summary
+from esrun_helpers import free_port, read_summary
 from esrun_helpers.backends import CARTPOLE_OVERRIDES, run_cli, start_cli, synthetic_overrides
 from esrun.backends import BACKENDS, get_backend
 from esrun.config import load_config
@@ -150,12 +150,7 @@ def test_worker_that_cannot_build_the_task_reports_its_error(ray_session, tmp_pa
 
 
 def test_unreachable_ray_address_fails_fast_with_one_line(tmp_path):
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{free_port()}"  # a port nobody listens on
     t0 = time.time()
     p = run_cli(["train", "configs/cartpole.yaml", *CARTPOLE_OVERRIDES, f"logging.dir={tmp_path}",
                  "backend.type=ray", f"backend.address={address}"], timeout=120)
