@@ -84,8 +84,9 @@ def render_frames(task, params, obs_stats, seed: int, max_frames: int = 1000) ->
     p = jnp.asarray(params)
     for _ in range(max_frames):
         x = (np.asarray(obs, np.float32) - norm_mean) / norm_std
-        if getattr(task, "obs_norm", False):
-            x = np.clip(x, -5, 5)
+        clip = getattr(task, "obs_clip", 5.0)  # as the task's own policy input (task.obs_clip; None: not clipped)
+        if getattr(task, "obs_norm", False) and clip is not None:
+            x = np.clip(x, -clip, clip)
         action = np.asarray(task.policy.apply(p, jnp.asarray(x)))
         obs, _, term, trunc, _ = env.step(int(action) if task.spec.kind == "discrete" else action)
         frames.append(env.render())
