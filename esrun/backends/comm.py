@@ -17,7 +17,6 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import defaultdict
-from typing import Optional
 
 import numpy as np
 
@@ -94,7 +93,7 @@ class CommMeter:
         self.setup_bytes = 0
         self._sent: dict[int, int] = defaultdict(int)
         self._received: dict[int, int] = defaultdict(int)
-        self._last: Optional[dict[str, float]] = None
+        self._last: dict[str, float] | None = None
 
     def worker_sent(self, worker: int, nbytes: int) -> None:
         self._sent[worker] += int(nbytes)

@@ -13,43 +13,31 @@ the replacement state to the loop).
 """
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from esrun.backends.base import Backend, register
-from esrun.backends.comm import CommMeter, decode_results, dumps, encode_results, log, state_from_blob, state_to_blob
-from esrun.errors import UserError
-from esrun.runner.replica import params_hash
+from esrun.backends.base import Backend, ReplicaLike, State, register
+from esrun.backends.comm import (
+    CommMeter,
+    decode_results,
+    dumps,
+    encode_results,
+    log,
+    state_from_blob,
+    state_to_blob,
+)
+from esrun.backends.mpi_connect import mpi_world
+from esrun.digest import params_hash
 
-LAUNCH_HINT = "launch it with: mpiexec -n N esrun train CONFIG backend.type=mpi"
 HASH_BYTES = 64  # hex SHA-256
 POLL_S = 0.0005  # sleep between tests of a pending collective
 
 
-def launched_by_mpiexec() -> bool:
-    """Whether a process manager (mpiexec / srun) started this process, even as a single rank."""
-    return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE"))
-
-
-def mpi_world(hint: str = LAUNCH_HINT):
-    """``(MPI module, COMM_WORLD)`` for a process that mpiexec (or srun) started.
-
-    The one place outside tests that imports mpi4py (docs/design.md, "Layers": side effects and cluster imports live in
-    backends/); esrun compare's job map and its data-parallel policy-gradient pool use it too. A single process
-    that no process manager started is a user mistake: one line saying how to launch.
-    """
-    from mpi4py import MPI
-
-    comm = MPI.COMM_WORLD
-    if comm.Get_size() == 1 and not launched_by_mpiexec():
-        raise UserError(f"backend.type=mpi needs processes started by mpiexec, but this is a single process; {hint}")
-    return MPI, comm
-
-
 class MPIBackend(Backend):
-    def __init__(self, cfg, evaluator):
+    def __init__(self, cfg: Any, evaluator: ReplicaLike):
         self.MPI, self.comm = mpi_world()
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
@@ -61,7 +49,7 @@ class MPIBackend(Backend):
         self.eval_seconds = 0.0
 
     # -- waiting --------------------------------------------------------------------------------------
-    def _wait(self, request) -> None:
+    def _wait(self, request: Any) -> None:
         """Complete a nonblocking operation, sleeping between tests. A rank waiting in a blocking MPICH collective
         spins at 100% CPU; with ranks sharing cores that would take the CPU from the rank still evaluating."""
         while not request.Test():
@@ -72,7 +60,7 @@ class MPIBackend(Backend):
         self._wait(self.comm.Ibarrier())
 
     # -- replica integrity ----------------------------------------------------------------------------
-    def _check_replicas(self, state, when: str):
+    def _check_replicas(self, state: State, when: str) -> State | None:
         """Allgather the mean's hash; if the ranks disagree, rank 0's full state replaces every other's."""
         self._all_arrived()
         hashes = self.comm.allgather(params_hash(self.evaluator.mean(state)))
@@ -89,7 +77,7 @@ class MPIBackend(Backend):
             log(f"mpi: {when}: replica hash of ranks {bad} differs from rank 0; full state of {len(blob)} bytes sent")
         return None if self.is_coordinator else state_from_blob(blob)
 
-    def start(self, state):
+    def start(self, state: State) -> State | None:
         """Ranks join: their states must agree (each built it from the seed or the checkpoint)."""
         synced = self._check_replicas(state, "start")
         if self.is_coordinator:
@@ -97,7 +85,7 @@ class MPIBackend(Backend):
         return synced
 
     # -- one generation ---------------------------------------------------------------------------------
-    def evaluate(self, state) -> list:
+    def evaluate(self, state: State) -> list:
         n = self.evaluator.num_chunks
         mine = [c for c in range(n) if c % self.size == self.rank]
         t0 = time.perf_counter()
@@ -120,7 +108,7 @@ class MPIBackend(Backend):
             self.meter.worker_received(r, int(sizes.sum() - sizes[r]) + 8 * (self.size - 1))
         return [results[c] for c in range(n)]
 
-    def tell(self, fitness, obs_delta, state):
+    def tell(self, fitness: Any, obs_delta: Any, state: State) -> State | None:
         """Every rank already applied the update in its own loop; every hash_every generations, compare."""
         synced = None
         if state.generation % self.hash_every == 0:
@@ -128,7 +116,7 @@ class MPIBackend(Backend):
         self.meter.end()
         return synced
 
-    def agree(self, value):
+    def agree(self, value: Any) -> Any:
         """Rank 0's value on every rank (a broadcast)."""
         nbytes = len(dumps(value))
         for r in range(1, self.size):
@@ -142,5 +130,6 @@ class MPIBackend(Backend):
 
 
 @register("mpi")
-def make_mpi(cfg, evaluator) -> MPIBackend:
+def make_mpi(cfg: Any, evaluator: ReplicaLike,
+             replica_factory: Callable[[Any], ReplicaLike] | None = None) -> MPIBackend:
     return MPIBackend(cfg, evaluator)

@@ -2,9 +2,10 @@
 
     backend.address   unset: a local ``ray.init`` sized to this machine;  ``auto`` or ``host:port``: an existing cluster
 
-Each actor is built from the config (``cfg.model_dump(mode="json")``, validated on the worker) and holds an
-:class:`~esrun.runner.replica.Replica` and a ``RunState``. It is sent the full state once when it (re)joins;
-after that only the messages of ``esrun.backends.comm`` travel:
+Each actor is built from the config (``cfg.model_dump(mode="json")``, validated on the worker) by the replica
+factory the runner hands in (by default the class of the coordinator's replica, :class:`esrun.runner.replica.Replica`)
+and holds that replica and a ``RunState``. It is sent the full state once when it (re)joins; after that only the
+messages of ``esrun.backends.comm`` travel:
 
     evaluate   coordinator -> free worker: (g, [chunk])       worker -> coordinator: fitness, steps, obs_delta
     tell       coordinator -> every worker: (g, fitness [population], steps, obs_delta); the worker applies
@@ -29,48 +30,57 @@ depends only on (seed, generation, member), the final parameters equal those of 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import socket
 import statistics
-import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
 
-from esrun.backends.base import Backend, register
-from esrun.backends.comm import (CommMeter, decode_results, dumps, encode_results, encode_tell, loads, log,
-                                 state_from_blob, state_to_blob)
+from esrun.backends.base import Backend, ReplicaLike, State, register
+from esrun.backends.comm import (
+    CommMeter,
+    decode_results,
+    dumps,
+    encode_results,
+    encode_tell,
+    loads,
+    log,
+    state_from_blob,
+    state_to_blob,
+)
+from esrun.backends.ray_connect import connect, cpus_per_worker, ray_options
+from esrun.digest import params_hash
 from esrun.errors import UserError
-from esrun.runner.replica import params_hash
 
 STALE = "stale"  # a worker's answer when its replica is not at the generation asked about: it needs the state
-CONNECT_TIMEOUT_S = 20.0  # with the 5 s probe, an unreachable cluster fails well within 30 s
 START_TIMEOUT_S = 600.0  # actors that cannot be placed (too few CPUs) fail instead of waiting for ever
 MAX_FAILURES_PER_WORKER = 20  # deaths tolerated per worker and run before giving up
-FORWARDED_ENV = ("XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64")  # jit numerics must match the coordinator's
 CHUNK_TIME_WINDOW = 64  # chunk times (submission to answer) the straggler timeout takes its median over
 
 
 class RayWorker:
     """A Ray actor's body: one replica of the run, updated exactly like the coordinator's.
 
-    The constructor never raises: a worker that cannot build the task keeps the error and reports it from
-    :meth:`ready`, so the coordinator can name it (and the actor is not restarted in a loop).
+    ``replica_factory(cfg)`` builds the replica from the validated config (the runner hands it in; the backend
+    never imports the runner). The constructor never raises: a worker that cannot build the task keeps the error
+    and reports it from :meth:`ready`, so the coordinator can name it (and the actor is not restarted in a loop).
     """
 
-    def __init__(self, cfg_json: dict):
-        self.state = None
-        self.evaluator = None
-        self.error = None
+    def __init__(self, replica_factory: Callable[[Any], ReplicaLike], cfg_json: dict):
+        self.state: State = None
+        self.evaluator: Any = None  # ReplicaLike once built
+        self.error: str | None = None
         try:
             from esrun.config.schema import Config
-            from esrun.runner.replica import Replica
 
-            self.evaluator = Replica(Config.model_validate(cfg_json))
+            self.evaluator = replica_factory(Config.model_validate(cfg_json))
         except Exception as exc:  # noqa: BLE001 - reported to the coordinator as the task's own error
             self.error = " ".join(f"{type(exc).__name__}: {exc}".split())
 
-    def ready(self):
+    def ready(self) -> tuple[int, str | None]:
         """(pid, error or None)."""
         return os.getpid(), self.error
 
@@ -98,56 +108,6 @@ class RayWorker:
         return params_hash(self.evaluator.mean(self.state)) if want_hash else ""
 
 
-def _probe(address: str) -> None:
-    """Fail fast with one line when ``host:port`` does not accept connections."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise UserError(f"backend.address = '{address}': expected 'auto' or host:port (e.g. 10.0.0.1:6379)")
-    try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5.0).close()
-    except OSError as exc:
-        raise UserError(f"cannot reach the Ray cluster at backend.address = '{address}': {exc.strerror or exc}") \
-            from None
-
-
-def _init_with_timeout(ray, address: str, **kwargs) -> None:
-    """``ray.init(address)`` that gives up after CONNECT_TIMEOUT_S with one line naming the address."""
-    box: dict = {}
-
-    def target():
-        try:
-            ray.init(address=address, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any failure to connect is the user's address
-            box["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(CONNECT_TIMEOUT_S)
-    if t.is_alive():
-        raise UserError(f"cannot connect to the Ray cluster at backend.address = '{address}': "
-                        f"no answer within {CONNECT_TIMEOUT_S:.0f} s")
-    if "error" in box:
-        first = (str(box["error"]).strip().splitlines() or [type(box["error"]).__name__])[0]
-        raise UserError(f"cannot connect to the Ray cluster at backend.address = '{address}': {first}")
-
-
-def connect(address: str | None):
-    """The ray module, initialized; returns (ray, owned) where owned says whether this call started Ray."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
-    if ray.is_initialized():
-        return ray, False
-    kwargs = {"include_dashboard": False, "logging_level": "warning"}
-    if address is None:
-        ray.init(**kwargs)  # local, sized to the machine
-    else:
-        if address != "auto":
-            _probe(address)
-        _init_with_timeout(ray, address, **kwargs)
-    return ray, True
-
-
 class RayBackend(Backend):
     """Coordinator side: a chunk queue over N replica actors; see the module docstring.
 
@@ -159,13 +119,17 @@ class RayBackend(Backend):
     An answer from a call made before the worker's latest sync (``seq < last_sync``) cannot make it stale again.
     """
 
-    def __init__(self, cfg, evaluator):
+    def __init__(self, cfg: Any, evaluator: ReplicaLike,
+                 replica_factory: Callable[[Any], ReplicaLike] | None = None):
         self.cfg = cfg
         self.evaluator = evaluator
+        # how a worker builds its replica from the config: the runner's (by default the coordinator's replica's
+        # own class, a module-level callable Ray can ship by reference)
+        self.replica_factory = replica_factory or type(evaluator)
         self.workers = cfg.backend.workers
         self.hash_every = cfg.backend.hash_every
         self.meter = CommMeter(self.workers)
-        self.ray = None
+        self.ray: Any = None  # the ray module once connected
         self._owns_ray = False
         self.actors: list = []
         self.pids: list[int] = []  # current process id of each worker (tests kill workers by pid)
@@ -183,22 +147,19 @@ class RayBackend(Backend):
         self._last_sync: dict[int, int] = {}
         self._syncing: set[int] = set()
         self._steps = 0
-        self._busy_seconds: Counter = Counter()
+        self._busy_seconds: Counter[int] = Counter()  # seconds (floats) per worker
         self.eval_seconds = 0.0  # last generation: longest time one worker spent evaluating
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self, state) -> None:
+    def start(self, state: State) -> None:
         ray, self._owns_ray = connect(self.cfg.backend.address)
         self.ray = ray
         cpus = ray.cluster_resources().get("CPU", 1.0)
-        per_worker = min(1.0, math.floor(cpus / self.workers * 1e4) / 1e4) or 0.0001
-        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         actor_cls = ray.remote(max_restarts=-1, max_task_retries=0)(RayWorker)
-        opts = {"num_cpus": per_worker, "scheduling_strategy": "SPREAD"}
-        if env:
-            opts["runtime_env"] = {"env_vars": env}
+        opts = ray_options(cpus_per_worker(ray, self.workers), scheduling_strategy="SPREAD")
         cfg_json = self.cfg.model_dump(mode="json")
-        self.actors = [actor_cls.options(**opts).remote(cfg_json) for _ in range(self.workers)]
+        self.actors = [actor_cls.options(**opts).remote(self.replica_factory, cfg_json)
+                       for _ in range(self.workers)]
         refs = [a.ready.remote() for a in self.actors]
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
         if len(done) < len(refs):
@@ -218,10 +179,8 @@ class RayBackend(Backend):
         if self.ray is None:
             return
         for a in self.actors:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 self.ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
         self.actors, self._calls = [], {}
         self._chunk_t0.clear()
         self._backed_up.clear()
@@ -230,7 +189,7 @@ class RayBackend(Backend):
         self.ray = None
 
     # -- calls to actors ----------------------------------------------------------------------------
-    def _call(self, kind: str, w: int, method: str, *args, extra=None, retry: bool = False) -> None:
+    def _call(self, kind: str, w: int, method: str, *args: Any, extra: Any = None, retry: bool = False) -> None:
         """Submit ``method`` to worker ``w``. ``set_state`` and ``tell`` are retried by Ray across a restart (they
         wait for the new process; a tell that reaches a replica at another generation answers STALE and leads to
         a sync); a chunk is not retried: it fails fast and goes back to the queue for another worker."""
@@ -311,7 +270,7 @@ class RayBackend(Backend):
             self._chunk_times.append(time.monotonic() - t0)
             self.chunks_by_pid[self.pids[w]] += 1
             seconds, pairs = decode_results(answer)
-            self._busy_seconds[w] += seconds
+            self._busy_seconds[w] += seconds  # type: ignore[assignment]
             for chunk, res in pairs:
                 results[chunk] = res
         elif kind == "tell" and answer:
@@ -351,12 +310,12 @@ class RayBackend(Backend):
         return wait
 
     # -- one generation -----------------------------------------------------------------------------
-    def evaluate(self, state) -> list:
+    def evaluate(self, state: State) -> list:
         ray = self.ray
         g = state.generation
         n = self.evaluator.num_chunks
         queue: deque = deque(range(n))
-        results: dict[int, object] = {}
+        results: dict[int, Any] = {}
         blob_cache: dict = {}
         self._busy_seconds = Counter()
         # answers of the last generation's tells (and syncs) that are already in
@@ -387,7 +346,7 @@ class RayBackend(Backend):
         self._steps = int(sum(int(r.steps.sum()) for r in out))
         return out
 
-    def tell(self, fitness, obs_delta, state) -> None:
+    def tell(self, fitness: Any, obs_delta: Any, state: State) -> None:
         want = state.generation % self.hash_every == 0
         expected = params_hash(self.evaluator.mean(state)) if want else None
         blob = encode_tell(state.generation - 1, fitness, self._steps, obs_delta)
@@ -402,5 +361,6 @@ class RayBackend(Backend):
 
 
 @register("ray")
-def make_ray(cfg, evaluator) -> RayBackend:
-    return RayBackend(cfg, evaluator)
+def make_ray(cfg: Any, evaluator: ReplicaLike,
+             replica_factory: Callable[[Any], ReplicaLike] | None = None) -> RayBackend:
+    return RayBackend(cfg, evaluator, replica_factory)
