@@ -39,11 +39,12 @@ def load_config(config=None, *overrides):
     return _load(Path(config) if config is not None else None, overrides)
 
 
-def train(config=None, *overrides, resume=None, progress=None):
-    """Train from a config (path, dict or Config) and return an ``esrun.runner.Result``."""
+def train(config=None, *overrides, resume=None, progress=None, on_metrics=None):
+    """Train from a config (path, dict or Config) and return an ``esrun.runner.Result``. ``on_metrics(dict)`` is
+    called after every generation with its metrics (``esrun.runner.loop``)."""
     from esrun.runner import train as _train
 
-    return _train(load_config(config, *overrides), resume=resume, progress=progress)
+    return _train(load_config(config, *overrides), resume=resume, progress=progress, on_metrics=on_metrics)
 
 
 def __getattr__(name):

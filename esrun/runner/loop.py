@@ -9,6 +9,11 @@
 
 SIGINT, SIGTERM and SIGUSR1 set a flag; the loop finishes the generation in flight, checkpoints and returns
 with ``stop_reason = "signal"``. ``train(config, resume=run_dir)`` continues a checkpointed run exactly.
+
+Live metrics: ``train(config, on_metrics=fn)`` calls ``fn(metrics)`` on the coordinator after every generation
+(every one, whatever ``logging.log_every``), with a copy of the dict the sinks get plus ``"generation": g`` (the
+idea of Brax's ``progress_fn``): a caller that wants a learning curve takes it from there instead of reading the
+run's TensorBoard files back. The values are the float64 ones before TensorBoard's float32 rounding.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Optional
 
 import numpy as np
@@ -143,8 +149,12 @@ def _log_video(log: MetricLogger, evaluator: Replica, state: RunState) -> bool:
     return True
 
 
-def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None) -> Result:
-    """Run (or continue) the training described by a validated config; returns the summary."""
+def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None,
+          on_metrics: Callable[[dict], None] | None = None) -> Result:
+    """Run (or continue) the training described by a validated config; returns the summary.
+
+    ``on_metrics(metrics)``: called on the coordinator (MPI: rank 0 only) after each generation with that
+    generation's metrics and ``"generation"``; see the module docstring."""
     t_start = time.perf_counter()
     evaluator = Replica(cfg)
     run_dir = Path(resume) if resume is not None else run_dir_for(cfg)
@@ -213,6 +223,8 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
                     "fitness/nonfinite_total": float(state.nonfinite),
                 })
                 metrics.update(backend.comm_metrics())
+                if coord and on_metrics is not None:
+                    on_metrics({**metrics, "generation": state.generation})
                 if coord and state.generation % cfg.logging.log_every == 0:
                     log.write(state.generation, metrics)
                     log.histogram("fitness/population", fitness, state.generation)
