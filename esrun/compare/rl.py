@@ -4,7 +4,8 @@
 
 ``method`` is ``"es"`` (esrun's own training loop: OpenAI-ES, ``esrun.train`` with a config built from the
 arguments) or a policy-gradient method of :data:`esrun.estimators.policy_gradient.METHODS` (REINFORCE, REINFORCE with a
-baseline, RLOO, GRPO, PPO: data-parallel, gradients all-reduced across the workers; see ``esrun.runner.pg_replica``).
+baseline, RLOO, GRPO, PPO: data-parallel, gradients all-reduced across the workers of an
+``esrun.backends.pool`` replica pool of ``esrun.runner.pg_replica.PGReplica``).
 
 Both start from the same theta_0 (the policy's ``init(fold_in(PRNGKey(seed), 3))``) and report the same final
 figure: the mean return of the greedy (argmax) policy over ``final_eval_episodes`` episodes whose reset seeds
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from esrun.compare.rl_workers import POOLS
+from esrun.backends.pool import REPLICA_POOLS, make_replica_pool
 from esrun.errors import OptionError
 from esrun.estimators.policy_gradient import (
     METHODS,
@@ -33,6 +34,7 @@ from esrun.estimators.policy_gradient import (
     resolve_options,
     updates_per_iteration,
 )
+from esrun.runner.pg_replica import PGReplica
 
 EVAL_STREAM = 7
 ES_DEFAULTS = {
@@ -84,9 +86,9 @@ def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
     o = resolve_options(method, dict(options))
     policy = _policy_dict(policy_cfg)
     spec = {"method": method, "options": o, "env_id": env_id, "policy": policy, "seed": int(seed)}
-    if backend not in POOLS:
-        raise OptionError(f"backend must be one of {sorted(POOLS)}, got {backend!r}")
-    pool = POOLS[backend](spec, workers)
+    if backend not in REPLICA_POOLS:
+        raise OptionError(f"backend must be one of {sorted(REPLICA_POOLS)}, got {backend!r}")
+    pool = make_replica_pool(backend, PGReplica, spec, workers)
     evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"]) if pool.is_coordinator else None
     updates = updates_per_iteration(o)
     env_steps, iteration, last_steps, byte_total = 0, 0, 0, 0.0
@@ -95,11 +97,11 @@ def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
         if evaluate is not None:
             log(0, {"eval/return": evaluate(pool.driver.params, o["eval_episodes"])})
         while env_steps < budget_env_steps:
-            stats = pool.collect(iteration)
+            stats = pool.gather("collect", iteration)
             last_steps = sum(s["steps"] for s in stats)
             env_steps += last_steps
             for u in range(updates):
-                pool.step(u)
+                pool.broadcast("apply", pool.all_reduce_mean("grad", u))  # every replica, the same mean
             pool.meter.end()
             byte_total += pool.meter.metrics()["comm/bytes_per_generation"]
             iteration += 1
@@ -138,16 +140,8 @@ def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
 
 
 # -- evolution strategies (esrun's own loop) -------------------------------------------------------------------
-def _read_scalars(run_dir) -> dict[str, dict[int, float]]:
-    """tag -> {generation: value} from the run's TensorBoard event files."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
-
-
-def _es_config(options: dict, env_id, policy, budget_env_steps, seed, backend, workers, log_dir) -> dict:
+def _es_config(options: dict, env_id, policy, budget_env_steps, seed, backend, workers, log_dir,
+               tensorboard: bool) -> dict:
     pop, chunk = options["population"], options["chunk_size"]
     if chunk is None and workers > 1 and pop % workers == 0:
         chunk = pop // workers  # every worker gets a chunk
@@ -162,76 +156,79 @@ def _es_config(options: dict, env_id, policy, budget_env_steps, seed, backend, w
                      "learning_rate": options["learning_rate"], "optimizer": "adam"},
         "backend": {"type": backend, "workers": workers, "chunk_size": chunk},
         "budget": {"env_steps": int(budget_env_steps)},
-        "logging": {"dir": str(log_dir), "tensorboard": True, "progress": False, "checkpoint_every": 10**6},
+        "logging": {"dir": str(log_dir), "tensorboard": tensorboard, "progress": False, "checkpoint_every": 10**6},
     }
 
 
 def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict:
-    """OpenAI-ES through ``esrun.train``; its TensorBoard scalars are read back and replayed through ``log``
-    against env steps (``perf/env_steps``) after the run. ``esrun.train`` stops at the first generation that
-    reaches the budget, as the PG loop does."""
+    """OpenAI-ES through ``esrun.train``; each generation's metrics stream through ``log`` against env steps
+    (``perf/env_steps``) as the run goes (``train(..., on_metrics=...)``). ``esrun.train`` stops at the first
+    generation that reaches the budget, as the PG loop does. The run directory holds TensorBoard files only when
+    ``log_dir`` is given (nothing reads them back)."""
     import esrun
+    from esrun.backends.pool import is_coordinator
 
     unknown = sorted(set(options) - set(ES_DEFAULTS))
     if unknown:
         raise OptionError(f"es: unknown option(s) {unknown}; allowed: {sorted(ES_DEFAULTS)}")
     o = {**ES_DEFAULTS, **options}
     policy = _policy_dict(policy_cfg)
-    t0 = time.perf_counter()
+    evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"]) if is_coordinator(backend) else None
+    steps: list[int] = []  # env steps after each generation
+    history: list[tuple[int, float]] = []
+
+    def on_metrics(m: dict) -> None:
+        step = int(m["perf/env_steps"])
+        out = {"comm/bytes_per_iteration": m.get("comm/bytes_per_generation", 0.0)}
+        if "fitness/mean" in m:
+            out["train/return"] = m["fitness/mean"]
+        if "eval/return_mean" in m:
+            out["eval/return"] = m["eval/return_mean"]
+            history.append((step, m["eval/return_mean"]))
+        steps.append(step)
+        log(step, out)
+
     tmp = None
-    if o["log_dir"] is None:
-        tmp = tempfile.TemporaryDirectory(prefix="esrun_compare_es_")
-    log_dir = o["log_dir"] or tmp.name
     try:
-        cfg = _es_config(o, env_id, policy, budget_env_steps, seed, backend, workers, log_dir)
-        result = esrun.train(cfg, progress=False)
-        wall = time.perf_counter() - t0
-        summary = result.summary
-        if not summary:  # an MPI rank other than 0
-            return {"method": "es", "final_return": None, "env_steps": 0, "wall_seconds": wall,
-                    "bytes_per_iteration": 0.0, "num_params": 0}
-        evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"])
-        try:
+        if evaluate is not None:
             x0 = evaluate.task.initial_params(initial_key(seed))
             log(0, {"eval/return": evaluate(x0, o["eval_episodes"])})
-            scalars = _read_scalars(result.run_dir)
-            steps = scalars.get("perf/env_steps", {})
-            evals = scalars.get("eval/return_mean", {})
-            fit = scalars.get("fitness/mean", {})
-            history = []
-            for g in sorted(steps):
-                m = {"comm/bytes_per_iteration": scalars.get("comm/bytes_per_generation", {}).get(g, 0.0)}
-                if g in fit:
-                    m["train/return"] = fit[g]
-                if g in evals:
-                    m["eval/return"] = evals[g]
-                    history.append((int(steps[g]), evals[g]))
-                log(int(steps[g]), m)
-            final = evaluate(result.mean, o["final_eval_episodes"])
-        finally:
-            evaluate.close()
-        gens = sorted(steps)
-        last = int(steps[gens[-1]] - (steps[gens[-2]] if len(gens) > 1 else 0)) if gens else 0
-        return {
-            "method": "es",
-            "final_return": final,
-            "env_steps": int(summary["env_steps"]),
-            "last_iteration_env_steps": last,
-            "wall_seconds": wall,
-            "bytes_per_iteration": float(summary["bytes_per_generation"]),
-            "num_params": int(summary["num_params"]),
-            "iterations": int(summary["generations"]),
-            "updates_per_iteration": 1,
-            "workers": summary["workers"],
-            "backend": backend,
-            "runner_final_eval_return": summary["final_eval_return"],
-            "params_sha256": summary["params_sha256"],
-            "eval_history": history,
-            "options": {k: v for k, v in o.items() if k != "log_dir"},
-        }
+        t0 = time.perf_counter()
+        if o["log_dir"] is None:
+            tmp = tempfile.TemporaryDirectory(prefix="esrun_compare_es_")
+        log_dir = o["log_dir"] or tmp.name
+        cfg = _es_config(o, env_id, policy, budget_env_steps, seed, backend, workers, log_dir,
+                         tensorboard=o["log_dir"] is not None)
+        result = esrun.train(cfg, progress=False, on_metrics=on_metrics)
+        wall = time.perf_counter() - t0
+        summary = result.summary
+        if evaluate is None or not summary:  # an MPI rank other than 0
+            return {"method": "es", "final_return": None, "env_steps": 0, "wall_seconds": wall,
+                    "bytes_per_iteration": 0.0, "num_params": 0}
+        final = evaluate(result.mean, o["final_eval_episodes"])
     finally:
+        if evaluate is not None:
+            evaluate.close()
         if tmp is not None:
             tmp.cleanup()
+    last = steps[-1] - (steps[-2] if len(steps) > 1 else 0) if steps else 0
+    return {
+        "method": "es",
+        "final_return": final,
+        "env_steps": int(summary["env_steps"]),
+        "last_iteration_env_steps": last,
+        "wall_seconds": wall,
+        "bytes_per_iteration": float(summary["bytes_per_generation"]),
+        "num_params": int(summary["num_params"]),
+        "iterations": int(summary["generations"]),
+        "updates_per_iteration": 1,
+        "workers": summary["workers"],
+        "backend": backend,
+        "runner_final_eval_return": summary["final_eval_return"],
+        "params_sha256": summary["params_sha256"],
+        "eval_history": history,
+        "options": {k: v for k, v in o.items() if k != "log_dir"},
+    }
 
 
 RUNNERS: dict[str, Callable[..., dict]] = {"es": _run_es, **{m: _run_pg for m in METHODS}}
