@@ -23,6 +23,7 @@ import optax
 
 from esrun import estimators as E
 from esrun.errors import UserError
+from esrun.strategies.optimizer import make_optimizer
 
 DIST_WORDS = {
     "gaussian": "a Gaussian over x",
@@ -89,7 +90,7 @@ def _rebar_build(task, n, options, label):
     _check_options(label, options, {"eta", "temperature", "tune", "tune_learning_rate"})
     eta0, temp0 = float(options.get("eta", 1.0)), float(options.get("temperature", 0.5))
     tune = bool(options.get("tune", False))
-    opt = optax.adam(float(options.get("tune_learning_rate", 0.01)))
+    opt = make_optimizer("adam", float(options.get("tune_learning_rate", 0.01)))
 
     def init(key):
         p = (jnp.asarray(eta0), jnp.log(jnp.asarray(temp0)))
@@ -118,7 +119,7 @@ def _relax_build(task, n, options, label):
         cv = E.rebar_mlp_control_variate(task.make_f(None), hidden)
     else:
         raise UserError(f"estimators[{label}].options.control_variate = {kind!r}: must be mlp or rebar_mlp")
-    opt = optax.adam(float(options.get("cv_learning_rate", 0.01)))
+    opt = make_optimizer("adam", float(options.get("cv_learning_rate", 0.01)))
 
     def init(key):
         p = cv.init(key, task.init_params.shape)

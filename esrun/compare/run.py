@@ -28,7 +28,8 @@ import numpy as np
 import optax
 
 from esrun.compare.methods import Method, make_method
-from esrun.compare.tasks import CompareTask, build_task
+from esrun.strategies.optimizer import make_optimizer
+from esrun.tasks.estimator_problems import EstimatorProblem, build_problem
 
 DIAG_POINTS_KEY = 4242
 REFERENCE_KEY = 999
@@ -37,21 +38,17 @@ REFERENCE_KEY = 999
 _PREPARED: dict[str, tuple] = {}
 
 
-def prepare(cfg) -> tuple[CompareTask, list[Method]]:
+def prepare(cfg) -> tuple[EstimatorProblem, list[Method]]:
     """The task and every estimator entry, validated: raises UserError (one line) before any work starts.
 
     Cached per config in this process (the driver validates, then runs the same entries locally).
     """
     key = cfg.model_dump_json(include={"task", "estimators", "samples"})
     if key not in _PREPARED:
-        task = build_task(cfg.task)
+        task = build_problem(cfg.task)
         methods = [make_method(task, e.name, e.num_samples or cfg.samples, e.options, e.row) for e in cfg.estimators]
         _PREPARED[key] = (task, methods)
     return _PREPARED[key]
-
-
-def _optimizer(name: str, lr: float):
-    return {"adam": optax.adam, "sgd": optax.sgd}[name](lr)
 
 
 def _cosine(a, b):
@@ -62,9 +59,9 @@ def _cosine(a, b):
 class Program:
     """The compiled training block and diagnostics of one estimator entry on one task (reused across seeds)."""
 
-    def __init__(self, cfg, task: CompareTask, method: Method, entry):
+    def __init__(self, cfg, task: EstimatorProblem, method: Method, entry):
         self.cfg, self.task, self.method = cfg, task, method
-        self.opt = _optimizer(cfg.optimizer.name, entry.learning_rate or cfg.optimizer.learning_rate)
+        self.opt = make_optimizer(cfg.optimizer.name, entry.learning_rate or cfg.optimizer.learning_rate)
         self.steps = cfg.budget.evaluations // method.evals
         self.block = max(1, math.ceil(self.steps / cfg.logging.points))
         self.num_blocks = math.ceil(self.steps / self.block) if self.steps else 0
@@ -163,7 +160,7 @@ class Program:
                 "variance_x_evals": var * self.method.evals}
 
 
-def references(cfg, task: CompareTask) -> list[np.ndarray]:
+def references(cfg, task: EstimatorProblem) -> list[np.ndarray]:
     """grad J at each fixed point: exact where the task has it, else one large-sample estimate (fixed key)."""
     points = task.diag_points(jax.random.PRNGKey(DIAG_POINTS_KEY), cfg.diagnostics.points)
     out = []

@@ -45,6 +45,7 @@ from esrun.estimators.policy_gradient import (
     token_logp,
 )
 from esrun.runner.replica import params_hash
+from esrun.strategies.optimizer import make_optimizer
 
 
 class PGReplica:
@@ -74,7 +75,7 @@ class PGReplica:
         self.num_params = self.policy.num_params
         self.params = self.policy.init(initial_key(spec["seed"]))
         self.params0 = self.params
-        self.opt = optax.adam(self.o["learning_rate"])
+        self.opt = make_optimizer("adam", self.o["learning_rate"])
         self.opt_state = self.opt.init(self.params)
         self._apply = jax.jit(self._apply_impl)
         self._grad = jax.jit(jax.grad(self._loss))

@@ -65,6 +65,7 @@ from evosax import algorithms as ea
 
 from esrun.errors import UserError
 from esrun.strategies.base import Strategy, register
+from esrun.strategies.optimizer import make_optimizer
 from esrun.strategies.shaping import SHAPING
 
 FULL_COVARIANCE_MAX_PARAMS = 20_000
@@ -245,13 +246,7 @@ class EvosaxStrategy(Strategy):
 
 def _optimizer(cfg) -> optax.GradientTransformation:
     """cfg.optimizer / learning_rate / momentum, after L2 weight decay on the minimized gradient."""
-    if cfg.optimizer == "adam":
-        opt = optax.adam(cfg.learning_rate)
-    else:
-        opt = optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None)
-    if cfg.weight_decay:
-        opt = optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
-    return opt
+    return make_optimizer(cfg.optimizer, cfg.learning_rate, cfg.momentum, cfg.weight_decay)
 
 
 def _shaping(cfg) -> Callable:

@@ -26,6 +26,7 @@ import optax
 
 from esrun.strategies.base import Strategy, register
 from esrun.strategies.noise import COUNTER, NoiseSource, noise_rows, weighted_noise_sum
+from esrun.strategies.optimizer import make_optimizer
 from esrun.strategies.shaping import SHAPING
 
 
@@ -59,9 +60,7 @@ class OpenAIES(Strategy):
     takes_noise = True  # member_params / range_params / tell accept a noise source (strategies/noise.py)
 
     def _opt(self) -> optax.GradientTransformation:
-        if self.optimizer == "adam":
-            return optax.adam(self.learning_rate)
-        return optax.sgd(self.learning_rate, momentum=self.momentum or None)
+        return make_optimizer(self.optimizer, self.learning_rate, self.momentum)
 
     @property
     def num_noise(self) -> int:
