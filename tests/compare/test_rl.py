@@ -10,7 +10,7 @@ import math
 import pytest
 
 from esrun.compare.rl import RUNNERS, run_rl_method
-from esrun.compare.rl_workers import METHODS, resolve_options, updates_per_iteration
+from esrun.estimators.policy_gradient import METHODS, resolve_options, updates_per_iteration
 from esrun.config.schema import PolicyConfig
 
 ENV = "CartPole-v1"
