@@ -17,28 +17,30 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def dumps(obj) -> bytes:
+def dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=PROTOCOL)
 
 
-def loads(blob: bytes):
+def loads(blob: bytes) -> Any:
     return pickle.loads(blob)
 
 
-def state_to_blob(state) -> bytes:
+def state_to_blob(state: Any) -> bytes:
     """The full replica state (RunState with numpy leaves): sent once to a (re)joining or drifted worker."""
     import jax
 
     return dumps(jax.tree_util.tree_map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, state))
 
 
-def state_from_blob(blob: bytes):
+def state_from_blob(blob: bytes) -> Any:
     """Inverse of :func:`state_to_blob`; the strategy leaves become device arrays again (bitwise equal)."""
     import jax
     import jax.numpy as jnp
@@ -47,7 +49,7 @@ def state_from_blob(blob: bytes):
     return state._replace(strategy=jax.tree_util.tree_map(jnp.asarray, state.strategy))
 
 
-def encode_results(chunk_ids, results, seconds: float) -> bytes:
+def encode_results(chunk_ids: Sequence[int], results: Sequence[Any], seconds: float) -> bytes:
     """A worker's answer: the seconds it spent evaluating (for the overhead figures) and
     ``[(chunk id, (fitness [C] float64, steps [C] int64, obs_delta or None))]``."""
     return dumps((float(seconds), [(int(c), (np.asarray(r.fitness, np.float64), np.asarray(r.steps, np.int64),
@@ -62,7 +64,7 @@ def decode_results(blob: bytes) -> tuple[float, list]:
     return seconds, [(c, ChunkResult(*r)) for c, r in pairs]
 
 
-def encode_tell(generation: int, fitness, steps: int, obs_delta) -> bytes:
+def encode_tell(generation: int, fitness: Any, steps: int, obs_delta: Any) -> bytes:
     """The update every replica applies to the state of ``generation``: fitness [population], steps, obs_delta."""
     return dumps((int(generation), np.asarray(fitness, np.float64), int(steps), obs_delta))
 
