@@ -4,12 +4,16 @@
 ``section.key=value`` overrides (values parsed as YAML scalars / lists), validates with the schema and with the
 registries (strategy names, objectives, environment ids), and raises :class:`ConfigError` with one line naming the
 key, the value and what is allowed.
+
+``apply_overrides``, ``format_error`` (with ``model_at``, ``lookup``, ``suggest``) and ``read_yaml`` are public:
+``esrun compare`` loads its own config (``esrun.compare.config``) with the same functions.
 """
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -17,44 +21,20 @@ from pydantic import BaseModel, ValidationError
 from esrun.config.schema import BraxTaskConfig, Config, GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig
 from esrun.errors import ConfigError  # defined in errors (policies raise it too); esrun.config re-exports it
 
-
 _TASK_MODELS = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig, "synthetic": SyntheticTaskConfig,
                 "brax": BraxTaskConfig}
 
 
-def _fields(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
-
-
-def _suggest(name: str, allowed: Iterable[str]) -> str:
+def suggest(name: str, allowed: Iterable[str]) -> str:
+    """`` (did you mean 'x'?); allowed: a, b, c`` -- the tail of an unknown-name message."""
     allowed = list(allowed)
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"{hint}; allowed: {', '.join(allowed)}"
 
 
-def _model_at(loc: tuple, raw: dict) -> type[BaseModel] | None:
-    """The pydantic model that owns the path ``loc`` (used to suggest keys)."""
-    model: Any = Config
-    for i, part in enumerate(loc):
-        if model is None:
-            return None
-        if part == "task" and model is Config:
-            ttype = (raw.get("task") or {}).get("type", "gym") if isinstance(raw.get("task"), dict) else "gym"
-            model = _TASK_MODELS.get(ttype)
-            continue
-        if part in _TASK_MODELS and i > 0 and loc[i - 1] == "task":
-            model = _TASK_MODELS[part]
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return model
-        ann = field.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return model
-
-
-def _lookup(raw: dict, loc: tuple) -> Any:
+def lookup(raw: dict, loc: tuple) -> Any:
+    """The raw value at the path ``loc`` (str keys, int list indices), or None where the path does not exist."""
     cur: Any = raw
     for part in loc:
         if isinstance(cur, dict) and part in cur:
@@ -66,22 +46,55 @@ def _lookup(raw: dict, loc: tuple) -> Any:
     return cur
 
 
-def _format_error(err: ValidationError, raw: dict) -> str:
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: the annotation itself, or the one model inside ``list[M]`` / ``Optional[M]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
+def model_at(loc: tuple, raw: dict, root: type[BaseModel], task_models: dict[str, type[BaseModel]],
+             default_task: str) -> type[BaseModel] | None:
+    """The pydantic model that owns the path ``loc`` under ``root`` (used to suggest keys). ``task`` resolves by
+    the raw ``task.type`` (``default_task`` when unset) through ``task_models``; a list index keeps the item model."""
+    model: Any = root
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        if model is root and part == "task":
+            task = raw.get("task") if isinstance(raw.get("task"), dict) else {}
+            model = task_models.get(task.get("type", default_task))
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return model
+        model = _submodel(field.annotation)
+    return model
+
+
+def format_error(err: ValidationError, raw: dict, root: type[BaseModel], task_models: dict[str, type[BaseModel]],
+                 default_task: str) -> str:
+    """The first error of a validation of ``raw`` against ``root`` as one line: the dotted key, the value given and
+    what is allowed (the closest known key for a misspelt one)."""
     e = err.errors()[0]
     # Drop the discriminator tag pydantic inserts into task paths ("task.gym.env_id" -> "task.env_id").
-    loc = tuple(p for i, p in enumerate(e["loc"]) if not (i > 0 and e["loc"][i - 1] == "task" and p in _TASK_MODELS))
+    loc = tuple(p for i, p in enumerate(e["loc"]) if not (i > 0 and e["loc"][i - 1] == "task" and p in task_models))
     key = ".".join(str(p) for p in loc) or "config"
     if e["type"] == "extra_forbidden":
-        owner = _model_at(loc[:-1], raw)
-        allowed = _fields(owner) if owner is not None else []
-        return f"unknown key '{key}'{_suggest(str(loc[-1]), allowed)}"
+        owner = model_at(loc[:-1], raw, root, task_models, default_task)
+        allowed = list(owner.model_fields) if owner is not None else []
+        return f"unknown key '{key}'{suggest(str(loc[-1]), allowed)}"
+    if e["type"] == "union_tag_invalid":
+        return f"task.type = {lookup(raw, ('task', 'type'))!r}: must be one of {', '.join(task_models)}"
     msg = e["msg"]
     if msg.startswith("Value error, "):
         return msg[len("Value error, "):]
-    value = _lookup(raw, loc)
-    if e["type"] == "union_tag_invalid":
-        return f"task.type = {_lookup(raw, ('task', 'type'))!r}: must be one of {', '.join(_TASK_MODELS)}"
-    return f"{key} = {value!r}: {msg.lower()}"
+    if e["type"] == "missing":
+        return f"{key}: required"
+    return f"{key} = {lookup(raw, loc)!r}: {msg.lower()}"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -101,20 +114,34 @@ SHORTHANDS = {"backend": "type", "task": "type", "policy": "type", "strategy": "
 """``backend=mpi`` means ``backend.type=mpi``; ``strategy=cma_es`` means ``strategy.name=cma_es``."""
 
 
+def _index(text: str, part: str, items: list) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(f"override '{text}': '{part}' is not an index below {len(items)}")
+    return int(part)
+
+
 def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
+    """``a.b=v`` into nested dicts (missing sections are created); an integer part indexes a list
+    (``estimators.0.label=x``); ``SHORTHANDS`` expand a bare section name. Returns ``raw``, changed in place."""
     for text in overrides:
         path, value = parse_override(text)
         if len(path) == 1 and path[0] in SHORTHANDS and isinstance(value, str):
             path = [path[0], SHORTHANDS[path[0]]]
-        cur = raw
+        cur: Any = raw
         for part in path[:-1]:
+            if isinstance(cur, list):
+                cur = cur[_index(text, part, cur)]
+                continue
             nxt = cur.get(part)
             if nxt is None:
                 nxt = cur[part] = {}
-            if not isinstance(nxt, dict):
+            if not isinstance(nxt, (dict, list)):
                 raise ConfigError(f"override '{text}': '{part}' is not a section")
             cur = nxt
-        cur[path[-1]] = value
+        if isinstance(cur, list):
+            cur[_index(text, path[-1], cur)] = value
+        else:
+            cur[path[-1]] = value
     return raw
 
 
@@ -142,7 +169,7 @@ def validate(raw: dict) -> Config:
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, raw)) from None
+        raise ConfigError(format_error(err, raw, Config, _TASK_MODELS, "gym")) from None
     _check_registries(cfg)
     return cfg
 
@@ -164,11 +191,13 @@ def _check_registries(cfg: Config) -> None:
     task = cfg.task
     if task.type == "synthetic":
         if task.objective not in OBJECTIVES:
-            raise ConfigError(f"task.objective = {task.objective!r}: unknown objective{_suggest(task.objective, OBJECTIVES)}")
+            raise ConfigError(f"task.objective = {task.objective!r}: unknown objective"
+                              f"{suggest(task.objective, OBJECTIVES)}")
     elif task.type == "brax":
         ok, known = env_exists(task.type, task.env_name)  # raises a one-line UserError without brax
         if not ok:
-            raise ConfigError(f"task.env_name = {task.env_name!r}: no such Brax environment{_suggest(task.env_name, known)}")
+            raise ConfigError(f"task.env_name = {task.env_name!r}: no such Brax environment"
+                              f"{suggest(task.env_name, known)}")
     else:
         ok, known = env_exists(task.type, task.env_id)
         if not ok:
