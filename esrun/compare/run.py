@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from esrun.compare.methods import Method, make_method
+from esrun.digest import params_hash
 from esrun.strategies.optimizer import make_optimizer
 from esrun.tasks.estimator_problems import EstimatorProblem, build_problem
 
@@ -120,7 +121,7 @@ class Program:
         regret = None if task.optimum is None else obj - task.optimum
         return {"curve": curve, "final_objective": obj, "final_regret": regret, "steps": self.steps,
                 "evaluations": self.steps * method.evals, "wall_seconds": wall,
-                "final_theta_sha": _sha(theta)}
+                "final_theta_sha": params_hash(theta)}
 
     def _metrics(self, obj: float, cos) -> dict[str, float]:
         m = {"objective/value": obj}
@@ -149,7 +150,8 @@ class Program:
         rows = []
         key = jax.random.fold_in(jax.random.PRNGKey(seed), 7)
         for j, (p, true) in enumerate(zip(points, references)):
-            g = np.asarray(self._diag(p, jax.random.fold_in(key, j)), np.float64).reshape(self.cfg.diagnostics.repeats, -1)
+            g = np.asarray(self._diag(p, jax.random.fold_in(key, j)), np.float64)
+            g = g.reshape(self.cfg.diagnostics.repeats, -1)
             true = np.asarray(true, np.float64).ravel()
             var = float(np.sum(np.var(g, axis=0, ddof=1)))
             norms = np.linalg.norm(g, axis=1) * max(np.linalg.norm(true), 1e-30)
@@ -171,12 +173,6 @@ def references(cfg, task: EstimatorProblem) -> list[np.ndarray]:
             out.append(np.asarray(task.reference_grad(p, jax.random.fold_in(jax.random.PRNGKey(REFERENCE_KEY), j),
                                                       cfg.diagnostics.reference_samples)))
     return out
-
-
-def _sha(theta) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.asarray(theta, np.float32).tobytes()).hexdigest()
 
 
 def run_entries(cfg, entry_indices: list[int], seeds: list[int] | None = None) -> list[dict[str, Any]]:

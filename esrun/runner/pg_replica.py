@@ -3,8 +3,8 @@
 Every worker (an in-process object, a Ray actor or an MPI rank) holds a :class:`PGReplica`: the current flat
 parameters ``theta [P]`` and the Adam state. It collects its own batch of episodes and differentiates the
 method's loss (:mod:`esrun.estimators.policy_gradient`) on it with ``jax.grad``. The pool averages the gradients
-over workers (:func:`average`, in worker order) and every replica -- the driver's too -- applies the same Adam
-step to the same average, so the replicas stay bitwise identical:
+over workers (``esrun.backends.pool.average``, in worker order) and every replica -- the driver's too -- applies
+the same Adam step to the same average, so the replicas stay bitwise identical:
 
     iteration k:   worker w collects N episodes with keys from (seed, k, w)        (only scalars travel back)
                    for each of the method's U = epochs x minibatches updates u:
@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from esrun.digest import params_hash
 from esrun.errors import OptionError
 from esrun.estimators.policy_gradient import (
     METHODS,
@@ -44,7 +45,6 @@ from esrun.estimators.policy_gradient import (
     reward_to_go,
     token_logp,
 )
-from esrun.runner.replica import params_hash
 from esrun.strategies.optimizer import make_optimizer
 
 
@@ -165,11 +165,3 @@ class PGReplica:
         if self.env is not None:
             self.env.close()
             self.env = None
-
-
-def average(grads: list[np.ndarray]) -> np.ndarray:
-    """1/W sum_w g_w in worker order (float64 accumulation, float32 result): the same bytes on every replica."""
-    acc = np.zeros_like(grads[0], np.float64)
-    for g in grads:
-        acc += g
-    return (acc / len(grads)).astype(np.float32)
