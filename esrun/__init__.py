@@ -28,7 +28,8 @@ def load_config(config=None, *overrides):
     """A validated Config from a path, a dict or a Config, with ``section.key=value`` overrides."""
     from pathlib import Path
 
-    from esrun.config import Config, load_config as _load, validate
+    from esrun.config import Config, validate
+    from esrun.config import load_config as _load
     from esrun.config.load import apply_overrides
 
     if isinstance(config, Config):

@@ -1,4 +1,6 @@
-"""`esrun train | eval | runs | compare | slurm` — the command line. User mistakes exit 2 with one line, no traceback."""
+"""`esrun train | eval | runs | compare | slurm` — the command line.
+
+User mistakes exit 2 with one line, no traceback."""
 from __future__ import annotations
 
 import argparse
@@ -51,7 +53,8 @@ def cmd_train(args) -> int:
         fer = s.get("final_eval_return")
         ev = "" if fer is None else f" final_eval_return={fer:.4g}"
         print(f"{result.run_dir}: generations={s['generations']} env_steps={s['env_steps']} "
-              f"wall_seconds={s['wall_seconds']:.2f}{ev} stop={s['stop_reason']} params_sha256={s['params_sha256'][:16]}")
+              f"wall_seconds={s['wall_seconds']:.2f}{ev} stop={s['stop_reason']} "
+              f"params_sha256={s['params_sha256'][:16]}")
     return 0
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from esrun.errors import ConfigError
 from esrun.config.schema import Config
+from esrun.errors import ConfigError
 
 NEUTRAL_SECTIONS = ("budget", "logging", "backend")
 REFUSED_IN_NEUTRAL = {"logging.dir": "it names the run directory, which is RUN_DIR on resume",

@@ -6,7 +6,7 @@ unknown keys, wrong types and out-of-range values become one-line :class:`Config
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,9 +21,9 @@ class GymTaskConfig(_Section):
     type: Literal["gym"] = "gym"
     env_id: str = Field("CartPole-v1", description="Gymnasium id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5")
     episodes_per_member: int = Field(1, ge=1, description="episodes averaged into one member's fitness")
-    max_episode_steps: Optional[int] = Field(None, ge=1, description="truncate episodes (default: the env's)")
+    max_episode_steps: int | None = Field(None, ge=1, description="truncate episodes (default: the env's)")
     obs_norm: bool = Field(False, description="normalize observations with running statistics")
-    vector_width: Optional[int] = Field(
+    vector_width: int | None = Field(
         None, ge=1, description="environments stepped together per chunk (default: all episodes of a chunk)"
     )
     eval_episodes: int = Field(10, ge=1, description="episodes of the mean policy per evaluation")
@@ -32,12 +32,12 @@ class GymTaskConfig(_Section):
         "gymnasium", description="gymnasium: Gymnasium vector envs in this process; mujoco: Gymnasium's MuJoCo "
         "locomotion envs (Swimmer/Hopper/HalfCheetah/Walker2d-v5) stepped by mj_step on task.workers processes"
     )
-    workers: Optional[int] = Field(None, ge=1, description="engine mujoco: stepping processes (default: all cores)")
+    workers: int | None = Field(None, ge=1, description="engine mujoco: stepping processes (default: all cores)")
     reward_shift: float = Field(
         0.0, description="subtracted from every training step's reward (ARS removes the survival bonus: 1 on "
         "Hopper/Walker2d/Ant/Humanoid); evaluation returns are not shifted"
     )
-    obs_clip: Optional[float] = Field(
+    obs_clip: float | None = Field(
         5.0, gt=0.0, description="with obs_norm: normalized observations clipped to [-obs_clip, obs_clip]; null = "
         "not clipped (ARS, Mania et al. 2018)"
     )
@@ -52,7 +52,7 @@ class JaxEnvTaskConfig(_Section):
     type: Literal["jax_env"] = "jax_env"
     env_id: str = Field("esrun/CartPole-v1", description="a JAX-native environment id from envs/")
     episodes_per_member: int = Field(1, ge=1)
-    max_episode_steps: Optional[int] = Field(None, ge=1)
+    max_episode_steps: int | None = Field(None, ge=1)
     eval_episodes: int = Field(10, ge=1)
     eval_every: int = Field(5, ge=1)
     max_failed_generations: int = Field(
@@ -100,7 +100,7 @@ class BraxTaskConfig(_Section):
         return self
 
 
-TaskConfig = Annotated[Union[GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig, BraxTaskConfig],
+TaskConfig = Annotated[GymTaskConfig | JaxEnvTaskConfig | SyntheticTaskConfig | BraxTaskConfig,
                        Field(discriminator="type")]
 
 
@@ -120,7 +120,8 @@ class PolicyConfig(_Section):
 
 
 class StrategyConfig(_Section):
-    name: str = Field("openai_es", description="openai_es | pgpe | snes | cma_es | ... | evosax/<Name> (any evosax algorithm)")
+    name: str = Field("openai_es",
+                      description="openai_es | pgpe | snes | cma_es | ... | evosax/<Name> (any evosax algorithm)")
     population: int = Field(256, gt=0, description="members per generation")
     sigma: float = Field(0.1, gt=0.0, description="perturbation scale (initial std for evosax strategies)")
     sigma_decay: float = Field(1.0, gt=0.0, le=1.0, description="sigma <- max(sigma * decay, sigma_min) per gen")
@@ -147,7 +148,7 @@ class StrategyConfig(_Section):
         "default 2**26 = 256 MiB per host); must be >= the number of parameters"
     )
 
-    top_directions: Optional[int] = Field(
+    top_directions: int | None = Field(
         None, ge=1, description="ars: keep the b best of the population/2 directions by max(r+, r-) (unset: all)"
     )
 
@@ -176,8 +177,8 @@ class StrategyConfig(_Section):
 class BackendConfig(_Section):
     type: Literal["local", "ray", "mpi"] = "local"
     workers: int = Field(1, ge=1, description="Ray actors (MPI: the number of ranks decides)")
-    address: Optional[str] = Field(None, description="Ray: unset = local ray.init; 'auto' or host:port")
-    chunk_size: Optional[int] = Field(None, ge=1, description="members per evaluation chunk (divides population)")
+    address: str | None = Field(None, description="Ray: unset = local ray.init; 'auto' or host:port")
+    chunk_size: int | None = Field(None, ge=1, description="members per evaluation chunk (divides population)")
     hash_every: int = Field(10, ge=1, description="compare replica hashes every N generations")
     chunk_timeout: float = Field(60.0, gt=0, description="Ray: a chunk not answered after max(this many seconds, "
                                  "chunk_timeout_factor x median chunk time) is also given to another worker")
@@ -186,11 +187,11 @@ class BackendConfig(_Section):
 
 
 class BudgetConfig(_Section):
-    generations: Optional[int] = Field(None, ge=1)
-    env_steps: Optional[int] = Field(None, ge=1)
-    evaluations: Optional[int] = Field(None, ge=1, description="fitness evaluations (population members)")
-    wall_seconds: Optional[float] = Field(None, gt=0)
-    target_return: Optional[float] = Field(None, description="stop when the evaluation return reaches this")
+    generations: int | None = Field(None, ge=1)
+    env_steps: int | None = Field(None, ge=1)
+    evaluations: int | None = Field(None, ge=1, description="fitness evaluations (population members)")
+    wall_seconds: float | None = Field(None, gt=0)
+    target_return: float | None = Field(None, description="stop when the evaluation return reaches this")
 
     @model_validator(mode="after")
     def _some_budget(self):

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TextIO
 
 from esrun.errors import UserError
 
@@ -39,10 +39,10 @@ class RunRow:
     task: str
     strategy: str
     status: str
-    generations: Optional[int]
-    best_fitness: Optional[float]
-    final_eval_return: Optional[float]
-    wall_seconds: Optional[float]
+    generations: int | None
+    best_fitness: float | None
+    final_eval_return: float | None
+    wall_seconds: float | None
     params_sha256: str
 
 
@@ -55,7 +55,7 @@ def _mtime(paths) -> float:
     return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
 
 
-def _read_json(path: Path) -> Optional[dict]:
+def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -75,7 +75,7 @@ def _config_fields(run_dir: Path) -> tuple[str, str]:
     return str(name), str((raw.get("strategy") or {}).get("name", "?"))
 
 
-def run_status(run_dir: Path, summary: Optional[dict], now: Optional[float] = None) -> str:
+def run_status(run_dir: Path, summary: dict | None, now: float | None = None) -> str:
     """running / interrupted / failed / finished; see the module docstring."""
     now = time.time() if now is None else now
     ckpts = _checkpoints(run_dir)
@@ -92,7 +92,7 @@ def run_status(run_dir: Path, summary: Optional[dict], now: Optional[float] = No
     return "finished"
 
 
-def read_run(run_dir: Path, now: Optional[float] = None) -> RunRow:
+def read_run(run_dir: Path, now: float | None = None) -> RunRow:
     summary = _read_json(run_dir / "summary.json")
     status = run_status(run_dir, summary, now)
     if summary is not None and status != "running":

@@ -6,7 +6,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from esrun.logging.tensorboard import TensorBoardSink  # noqa: F401  (re-exported: the sink of every dashboard)
 
@@ -14,7 +14,7 @@ from esrun.logging.tensorboard import TensorBoardSink  # noqa: F401  (re-exporte
 class ConsoleSink:
     """The live progress line: generation, best / mean fitness, eval return, steps/s (tqdm)."""
 
-    def __init__(self, total: Optional[int], initial: int = 0, name: str = ""):
+    def __init__(self, total: int | None, initial: int = 0, name: str = ""):
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=initial, desc=name or "esrun", unit="gen", file=sys.stderr,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def gif_bytes(frames: np.ndarray, fps: int = 30) -> bytes:
 class TensorBoardSink:
     """Scalars, env-step curves, histograms, hparams, the config text and policy videos (tensorboardX writer)."""
 
-    def __init__(self, run_dir: Path, hparams: Optional[dict[str, Any]] = None, config_text: Optional[str] = None):
+    def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, config_text: str | None = None):
         from tensorboardX import SummaryWriter
 
         self.writer = SummaryWriter(logdir=str(run_dir), flush_secs=5)

@@ -55,7 +55,8 @@ def submit_parser() -> argparse.ArgumentParser:
     s.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
                    help="extra #SBATCH line, e.g. --sbatch=--constraint=skylake (repeatable)")
     s.add_argument("--setup", action="append", default=[], metavar="CMD",
-                   help="shell line run before the venv is activated, e.g. --setup 'module load cuda/12.4' (repeatable)")
+                   help="shell line run before the venv is activated, e.g. --setup 'module load cuda/12.4' "
+                        "(repeatable)")
     s.add_argument("--signal-seconds", type=_positive, default=120,
                    help="SIGUSR1 this many seconds before the time limit: checkpoint and requeue (default 120)")
     s.add_argument("--max-restarts", type=_non_negative, default=2,

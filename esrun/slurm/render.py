@@ -103,7 +103,8 @@ def _tasks(spec: JobSpec) -> list[str]:
             return out
         return [f"--ntasks-per-node={spec.ntasks_per_node or 1}"]
     if spec.ntasks is not None and spec.ntasks != spec.nodes:
-        raise RenderError(f"--ntasks {spec.ntasks}: backend {spec.backend} runs one task per node (use --cpus-per-task)")
+        raise RenderError(f"--ntasks {spec.ntasks}: backend {spec.backend} runs one task per node "
+                          "(use --cpus-per-task)")
     if spec.backend == "local" and spec.nodes != 1:
         raise RenderError(f"--nodes {spec.nodes}: backend local runs on one node (use --backend ray or mpi)")
     return ["--ntasks-per-node=1"]

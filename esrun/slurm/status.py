@@ -11,7 +11,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from esrun.slurm.submit import RECORD_NAME
 
@@ -21,7 +20,7 @@ class RunStatus:
     job_id: str
     state: str
     elapsed: str
-    generation: Optional[int]
+    generation: int | None
     run_dir: Path
 
 
@@ -42,7 +41,7 @@ def _job_sort_key(job_id: str) -> tuple[int, int]:
     return int(base) if base.isdigit() else 0, int(task) if task.isdigit() else -1
 
 
-def _run(argv: list[str]) -> Optional[str]:
+def _run(argv: list[str]) -> str | None:
     if shutil.which(argv[0]) is None:
         return None
     try:
@@ -66,7 +65,7 @@ def squeue_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     return states
 
 
-def scontrol_state(job_id: str) -> Optional[tuple[str, str]]:
+def scontrol_state(job_id: str) -> tuple[str, str] | None:
     """``(JobState, RunTime)`` of a job SLURM still remembers, else None."""
     out = _run(["scontrol", "-o", "show", "job", job_id])
     if not out:
@@ -77,7 +76,7 @@ def scontrol_state(job_id: str) -> Optional[tuple[str, str]]:
     return fields["JobState"], fields.get("RunTime", "-")
 
 
-def last_generation(run_dir: Path) -> Optional[int]:
+def last_generation(run_dir: Path) -> int | None:
     """The last generation the run logged: summary.json, else the TensorBoard events, else the checkpoint."""
     summary = run_dir / "summary.json"
     if summary.is_file():
@@ -91,7 +90,7 @@ def last_generation(run_dir: Path) -> Optional[int]:
     return _checkpoint_generation(run_dir)
 
 
-def _last_event_step(run_dir: Path) -> Optional[int]:
+def _last_event_step(run_dir: Path) -> int | None:
     files = sorted(run_dir.glob("events.out.tfevents.*"))
     if not files:
         return None
@@ -112,7 +111,7 @@ def _last_event_step(run_dir: Path) -> Optional[int]:
     return last
 
 
-def _checkpoint_generation(run_dir: Path) -> Optional[int]:
+def _checkpoint_generation(run_dir: Path) -> int | None:
     if not (run_dir / "checkpoints").is_dir():
         return None
     from esrun.runner import checkpoint
@@ -120,7 +119,7 @@ def _checkpoint_generation(run_dir: Path) -> Optional[int]:
     return checkpoint.latest_generation(run_dir)  # metadata only; never fails on a half-written run
 
 
-def collect(runs_dir: Path, job_id: Optional[str] = None) -> list[RunStatus]:
+def collect(runs_dir: Path, job_id: str | None = None) -> list[RunStatus]:
     records = find_records(runs_dir)
     if job_id is not None:
         records = [r for r in records if r["job_id"] == job_id or r["job_id"].split("_", 1)[0] == job_id]
