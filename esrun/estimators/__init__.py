@@ -4,10 +4,10 @@ See :mod:`esrun.estimators.base` for the one signature all distribution-gradient
 Family modules register themselves in ``REGISTRY`` (distribution-gradient estimators) or ``LAYERS``
 (custom-VJP layers); importing this package imports every family.
 """
+# Import order is registration order: REGISTRY and LAYERS list the families in this order.
+# isort: off
 from esrun.estimators.base import LAYERS, REGISTRY, Estimate, register
 from esrun.estimators.distributions import Bernoulli, Categorical, Gaussian, Poisson
-
-__all__ = ["Estimate", "REGISTRY", "LAYERS", "register", "Gaussian", "Bernoulli", "Categorical", "Poisson"]
 
 # Continuous and RL families.
 from esrun.estimators import rl
@@ -17,8 +17,6 @@ from esrun.estimators.measure_valued import measure_valued
 from esrun.estimators.pathwise import pathwise
 from esrun.estimators.score_function import score_function
 
-__all__ += ["rl", "evolution_strategies", "leave_one_out", "measure_valued", "pathwise", "score_function"]
-
 # Discrete and layer families.
 from esrun.estimators import solvers
 from esrun.estimators.arm import arm, disarm
@@ -27,7 +25,14 @@ from esrun.estimators.imle import Aimle, AimleState, aimle, imle
 from esrun.estimators.rebar import rebar, rebar_with_variance_grad
 from esrun.estimators.relax import ControlVariate, mlp_control_variate, rebar_mlp_control_variate, relax
 from esrun.estimators.straight_through import straight_through
+# isort: on
 
-__all__ += ["solvers", "arm", "disarm", "gumbel_sigmoid", "gumbel_softmax", "Aimle", "AimleState", "aimle", "imle",
-            "rebar", "rebar_with_variance_grad", "ControlVariate", "mlp_control_variate",
-            "rebar_mlp_control_variate", "relax", "straight_through"]
+__all__ = [
+    "Estimate", "REGISTRY", "LAYERS", "register", "Gaussian", "Bernoulli", "Categorical", "Poisson",
+    # continuous and RL families
+    "rl", "evolution_strategies", "leave_one_out", "measure_valued", "pathwise", "score_function",
+    # discrete and layer families
+    "solvers", "arm", "disarm", "gumbel_sigmoid", "gumbel_softmax", "Aimle", "AimleState", "aimle", "imle",
+    "rebar", "rebar_with_variance_grad", "ControlVariate", "mlp_control_variate", "rebar_mlp_control_variate",
+    "relax", "straight_through",
+]

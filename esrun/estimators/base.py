@@ -22,7 +22,8 @@ currency of every equal-budget comparison.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 REGISTRY: dict[str, Callable[..., Any]] = {}
 """name -> estimator. Tests iterate this dict, so a registered estimator is tested by default."""

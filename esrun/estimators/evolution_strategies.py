@@ -12,7 +12,7 @@ for every sigma).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +47,7 @@ def evolution_strategies(
     num_samples: int,
     antithetic: bool = True,
     form: str = "standardized",
-    noise: Optional[NoiseSource] = None,
+    noise: NoiseSource | None = None,
 ) -> Estimate:
     """ES gradient of E_{eps ~ N(0, I)}[f(mean + sigma eps)] with respect to ``mean``.
 
@@ -91,7 +91,7 @@ def evolution_strategies(
 
 @register("evolution_strategies", supports=("gaussian",), unbiased=True)
 def evolution_strategies_dist(key: jax.Array, f, dist: Gaussian, num_samples: int, antithetic: bool = True,
-                              noise: Optional[NoiseSource] = None) -> Estimate:
+                              noise: NoiseSource | None = None) -> Estimate:
     """Registry form of :func:`evolution_strategies` with the common (key, f, dist, n) signature.
 
     Estimates the gradient w.r.t. ``dist.mean`` only, with sigma = exp(dist.log_std) held fixed. The

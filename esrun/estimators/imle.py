@@ -20,7 +20,8 @@ pass is then exactly the equation above and, in the small-``lambda`` regime, lin
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -19,8 +19,9 @@ differentiable there. ``eta`` and ``log lambda`` are tuned by descending the sin
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

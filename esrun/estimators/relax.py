@@ -16,7 +16,8 @@ is the paper's ``c = eta f(sigma_lambda(z)) + r_rho(z)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -13,7 +13,7 @@ n - 1 samples — so every option of this estimator is unbiased.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -10,7 +10,7 @@ This is not an identity: straight-through is biased. On ``b ~ Bernoulli(p)``, ``
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

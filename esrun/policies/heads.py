@@ -1,7 +1,7 @@
 """Action specifications and the heads that turn network outputs into actions."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -18,15 +18,15 @@ class ActionSpec(NamedTuple):
     kind: str
     n: int = 0
     dim: int = 0
-    low: Optional[tuple] = None
-    high: Optional[tuple] = None
+    low: tuple | None = None
+    high: tuple | None = None
 
     @property
     def outputs(self) -> int:
         return self.n if self.kind == "discrete" else self.dim
 
     @classmethod
-    def from_gym_space(cls, space) -> "ActionSpec":
+    def from_gym_space(cls, space) -> ActionSpec:
         import gymnasium as gym
 
         if isinstance(space, gym.spaces.Discrete):

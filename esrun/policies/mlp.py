@@ -8,8 +8,8 @@ d_{l+1} + d_{l+1}``. A linear policy is the MLP with no hidden layer. With ``bia
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp

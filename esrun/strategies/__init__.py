@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from esrun.errors import UserError
+
+# Import order is registration order (the order "allowed: ..." messages list the names in).
+# isort: off
 from esrun.strategies import openai_es  # noqa: F401  (registers "openai_es")
 from esrun.strategies import ars  # noqa: F401  (registers "ars")
+# isort: on
 from esrun.strategies.base import STRATEGIES, Strategy, register, register_lazy
 
 EVOSAX_STRATEGIES = ("pgpe", "snes", "xnes", "cma_es", "sep_cma_es", "open_es_evosax")

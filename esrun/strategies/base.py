@@ -18,11 +18,12 @@ place, inside their ``tell``.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
-STRATEGIES: dict[str, Callable[..., "Strategy"]] = {}
+STRATEGIES: dict[str, Callable[..., Strategy]] = {}
 """name -> factory(num_params, population, config) -> Strategy. Tests iterate this registry."""
 
 

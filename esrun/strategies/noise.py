@@ -30,7 +30,7 @@ Salimans et al. Table contents are built by :mod:`esrun.runner.noise_table`.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -108,7 +108,7 @@ def _blocks(weights: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
     return w, jnp.arange(n * c, dtype=jnp.int32).reshape(n, c)
 
 
-NoiseSource = Union[CounterNoise, TableNoise]
+NoiseSource = CounterNoise | TableNoise
 COUNTER = CounterNoise()
 
 
