@@ -30,8 +30,9 @@ import json
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import jax
 import numpy as np
@@ -244,7 +245,7 @@ def read(path: Path, reference):
     return reference._replace(strategy=strategy, obs_stats=obs_stats, **scalars)
 
 
-def load(run_dir: Path, reference, warn: Optional[Callable[[str], None]] = None):
+def load(run_dir: Path, reference, warn: Callable[[str], None] | None = None):
     """``(state, path)`` of the newest intact checkpoint of ``run_dir``; ``warn`` hears of each one skipped."""
     run_dir = Path(run_dir)
     candidates = list_checkpoints(run_dir)
@@ -269,7 +270,7 @@ def load(run_dir: Path, reference, warn: Optional[Callable[[str], None]] = None)
     raise CheckpointError(f"no intact checkpoint in '{run_dir / 'checkpoints'}': " + "; ".join(errors))
 
 
-def latest_generation(run_dir: Path) -> Optional[int]:
+def latest_generation(run_dir: Path) -> int | None:
     """The generation of the newest checkpoint whose metadata reads back (no arrays are loaded), or None."""
     for path in list_checkpoints(run_dir):
         try:

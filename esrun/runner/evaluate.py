@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -30,7 +29,7 @@ def _load_run(run_dir: Path):
     return cfg, ev, saved
 
 
-def evaluate_run(run_dir: Path, episodes: int, video: Optional[str] = None, seed: int = 12345) -> dict:
+def evaluate_run(run_dir: Path, episodes: int, video: str | None = None, seed: int = 12345) -> dict:
     """Mean and std of the final policy's return over ``episodes`` (seeds from ``seed``)."""
     import jax
 

@@ -10,7 +10,7 @@ Keys (all derived from ``PRNGKey(seed)``, so any process can rebuild them):
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +18,8 @@ import numpy as np
 
 from esrun.digest import params_hash  # noqa: F401 (re-exported until every caller imports esrun.digest)
 from esrun.errors import UserError
-from esrun.strategies import get_strategy
 from esrun.runner.noise_table import table_source, table_too_small
+from esrun.strategies import get_strategy
 from esrun.strategies.noise import COUNTER
 from esrun.tasks import build_task
 from esrun.tasks.obs_norm import ObsStats, merge_all
@@ -29,13 +29,13 @@ class RunState(NamedTuple):
     """Everything a run needs to continue exactly where it stopped (checkpointed whole)."""
 
     strategy: Any  # the strategy's state pytree
-    obs_stats: Optional[ObsStats]
+    obs_stats: ObsStats | None
     generation: int
     env_steps: int
     evaluations: int
     nonfinite: int  # members with NaN / inf fitness so far
     best_fitness: float
-    eval_return: Optional[float]  # last evaluation return of the mean policy
+    eval_return: float | None  # last evaluation return of the mean policy
     eval_generation: int  # generation at which eval_return was measured (-1: never)
     wall_seconds: float  # accumulated over every session of the run
 
@@ -134,7 +134,7 @@ class Replica:
             out.append(result)
         return out
 
-    def apply(self, state: RunState, fitness: np.ndarray, steps: int, obs_delta: Optional[ObsStats]):
+    def apply(self, state: RunState, fitness: np.ndarray, steps: int, obs_delta: ObsStats | None):
         """The update every replica applies: strategy tell, observation statistics, counters.
 
         ``fitness: [population]`` raw (may hold NaN); ``steps``: environment steps of the generation;
@@ -177,6 +177,6 @@ class Replica:
         steps = int(sum(int(np.sum(r.steps)) for r in results))
         return fitness, steps, merge_all(r.obs_delta for r in results)
 
-    def evaluate_mean(self, state: RunState, episodes: int, generation: Optional[int] = None) -> np.ndarray:
+    def evaluate_mean(self, state: RunState, episodes: int, generation: int | None = None) -> np.ndarray:
         g = state.generation if generation is None else generation
         return self.task.evaluate_policy(self.mean(state), self.eval_key(g), episodes, state.obs_stats)

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import importlib
 
+# Import order is registration order (TASKS lists the task types in it).
+# isort: off
 from esrun.tasks import gym as _gym  # noqa: F401  (registers "gym")
 from esrun.tasks import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
 from esrun.tasks import brax_env as _brax_env  # noqa: F401  (registers "brax"; brax itself is imported lazily)
+# isort: on
 from esrun.tasks.base import TASKS, ChunkResult, Task
 from esrun.tasks.mujoco_pool import make_mujoco_task
 from esrun.tasks.synthetic import OBJECTIVES

@@ -19,11 +19,12 @@ split between workers. ``key`` is derived by the caller from ``(run seed, genera
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
-TASKS: dict[str, Callable[..., "Task"]] = {}
+TASKS: dict[str, Callable[..., Task]] = {}
 """type name (config ``task.type``) -> factory(task_config, policy_config) -> Task."""
 
 
@@ -62,5 +63,5 @@ class Task(abc.ABC):
         """Returns ``[episodes]`` of the single parameter vector ``params: [P]``."""
         raise NotImplementedError(f"{type(self).__name__} has no evaluation return")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: a task that holds no resource keeps it)
         """Release environments."""

@@ -30,8 +30,9 @@ import contextlib
 import io
 import sys
 import warnings
-from functools import lru_cache, partial
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache, partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -66,7 +67,7 @@ def env_exists(env_name: str) -> tuple[bool, list[str]]:
     return env_name in known, known
 
 
-@lru_cache(maxsize=None)
+@cache
 def brax_env(env_name: str, backend: str):
     """One Brax env object per (name, pipeline) and process: it is a static argument of the jitted chunk program
     (hashed by identity), so tasks built from equal configs share one compiled program."""

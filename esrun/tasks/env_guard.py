@@ -12,7 +12,8 @@ reproduces the same episodes.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +31,7 @@ def describe(exc: BaseException) -> str:
 class FailureGuard(gym.Wrapper):
     """One vector slot; ``make`` builds a fresh inner environment, ``on_failure`` hears of each failure."""
 
-    def __init__(self, env: gym.Env, make: Callable[[], gym.Env], on_failure: Optional[FailureHook] = None):
+    def __init__(self, env: gym.Env, make: Callable[[], gym.Env], on_failure: FailureHook | None = None):
         super().__init__(env)
         self._make = make
         self._on_failure = on_failure
@@ -38,7 +39,7 @@ class FailureGuard(gym.Wrapper):
         self._seed = 0
         self._rebuilds = 0
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None) -> tuple[Any, dict]:
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         if seed is not None:
             self._seed, self._rebuilds = int(seed), 0
         if self._broken:

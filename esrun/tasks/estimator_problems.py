@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ import numpy as np
 
 from esrun import estimators as E
 
-PROBLEMS: dict[str, Callable[[Any], "EstimatorProblem"]] = {}
+PROBLEMS: dict[str, Callable[[Any], EstimatorProblem]] = {}
 """compare ``task.type`` -> builder(task_cfg) -> EstimatorProblem (the compare config's task section)."""
 
 
@@ -57,12 +58,12 @@ class EstimatorProblem:
     init_params: jax.Array
     make_dist: Callable[[jax.Array], Any]
     leaf: Callable[[Any], jax.Array]
-    make_f: Callable[[Optional[jax.Array]], Callable]
+    make_f: Callable[[jax.Array | None], Callable]
     objective: Callable[[jax.Array], jax.Array]
-    exact_grad: Optional[Callable[[jax.Array], jax.Array]]
+    exact_grad: Callable[[jax.Array], jax.Array] | None
     reference_grad: Callable[[jax.Array, jax.Array, int], jax.Array]
     diag_points: Callable[[jax.Array, int], jax.Array]
-    optimum: Optional[float] = None
+    optimum: float | None = None
     extra: dict = field(default_factory=dict)
 
 

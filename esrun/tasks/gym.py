@@ -13,7 +13,6 @@ which worker evaluated the chunk. Native vector environments are used where Gymn
 """
 from __future__ import annotations
 
-
 import gymnasium as gym
 import jax
 import jax.numpy as jnp

@@ -22,18 +22,18 @@ class ObsStats(NamedTuple):
     m2: np.ndarray  # [obs_dim] float64
 
     @classmethod
-    def zeros(cls, dim: int) -> "ObsStats":
+    def zeros(cls, dim: int) -> ObsStats:
         return cls(0.0, np.zeros(dim, np.float64), np.zeros(dim, np.float64))
 
     @classmethod
-    def from_batch(cls, x: np.ndarray) -> "ObsStats":
+    def from_batch(cls, x: np.ndarray) -> ObsStats:
         x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
         if len(x) == 0:
             return cls.zeros(x.shape[-1])
         mean = x.mean(0)
         return cls(float(len(x)), mean, ((x - mean) ** 2).sum(0))
 
-    def merge(self, other: "ObsStats") -> "ObsStats":
+    def merge(self, other: ObsStats) -> ObsStats:
         if other.count == 0:
             return self
         if self.count == 0:

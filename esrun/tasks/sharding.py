@@ -12,7 +12,7 @@ single device nothing is sharded and the programs are exactly those of the unsha
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import jax
 import numpy as np
@@ -23,7 +23,7 @@ from esrun.errors import UserError
 MEMBER_AXIS = "members"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mesh_sharding(devices: tuple) -> NamedSharding:
     # One cached object per device set: the sharding is a static (hashed) argument of the jitted chunk programs.
     return NamedSharding(Mesh(np.array(devices), (MEMBER_AXIS,)), PartitionSpec(MEMBER_AXIS))
