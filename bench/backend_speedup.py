@@ -62,7 +62,8 @@ def main() -> None:
     base = {}
     for r in rows:
         base.setdefault(r["backend"], r["sec_per_gen"])
-        print(f"{r['backend']:8s} {r['workers']:7d} {r['sec_per_gen']:8.3f} {base[r['backend']] / r['sec_per_gen']:7.2f}x"
+        speedup = base[r['backend']] / r['sec_per_gen']
+        print(f"{r['backend']:8s} {r['workers']:7d} {r['sec_per_gen']:8.3f} {speedup:7.2f}x"
               f" {r['bytes']:16.0f}  {r['sha'][:16]}")
     if len({r["sha"] for r in rows}) != 1:
         print("WARNING: params_sha256 differs between runs")

@@ -23,7 +23,9 @@ import os
 import time
 import warnings
 
-import esrun  # noqa: F401  (esrun's XLA defaults, as in a run)
+import esrun  # noqa: F401  (esrun's XLA defaults, as in a run: before jax is imported)
+
+# isort: split
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -97,7 +97,8 @@ def child_esrun_tell(a) -> dict:
             _, dt, dc = _clock(lambda: jax.block_until_ready(tell(state, fitness, noise)))
             times.append(dt)
             cpu.append(dc)
-    out.update(seconds=min(times), cpu=min(cpu), peak_mib=peak.increase_mib, rss_before_mib=peak.before, hwm_reset=peak.reset_ok)
+    out.update(seconds=min(times), cpu=min(cpu), peak_mib=peak.increase_mib, rss_before_mib=peak.before,
+               hwm_reset=peak.reset_ok)
     if a.noise == "table" or not a.chunk_sweep:
         return out
     # compile-only: XLA scratch of the tell for other chunk sizes (no execution)
@@ -127,7 +128,8 @@ def child_esrun_members(a) -> dict:
             _, dt, dc = _clock(lambda: jax.block_until_ready(fn(state, start, noise)))
             times.append(dt)
             cpu.append(dc)
-    out.update(seconds=min(times), cpu=min(cpu), peak_mib=peak.increase_mib, rss_before_mib=peak.before, hwm_reset=peak.reset_ok)
+    out.update(seconds=min(times), cpu=min(cpu), peak_mib=peak.increase_mib, rss_before_mib=peak.before,
+               hwm_reset=peak.reset_ok)
     return out
 
 
@@ -157,13 +159,14 @@ def child_evosax(a) -> dict:
         for _ in range(a.reps):
             (population, _s), dt_ask, dc_ask = _clock(lambda: jax.block_until_ready(ask(key, state, params)))
             (new, _m), dt_tell, dc_tell = _clock(
-                lambda: jax.block_until_ready(tell(key, population, fitness, state, params)))
+                lambda population=population: jax.block_until_ready(tell(key, population, fitness, state, params)))
             del population, new, _m, _s
             ask_t.append(dt_ask)
             tell_t.append(dt_tell)
             ask_c.append(dc_ask)
             tell_c.append(dc_tell)
-    out.update(seconds_ask=min(ask_t), seconds=min(tell_t), cpu_ask=min(ask_c), cpu=min(tell_c), peak_mib=peak.increase_mib, rss_before_mib=peak.before,
+    out.update(seconds_ask=min(ask_t), seconds=min(tell_t), cpu_ask=min(ask_c), cpu=min(tell_c),
+               peak_mib=peak.increase_mib, rss_before_mib=peak.before,
                hwm_reset=peak.reset_ok)
     return out
 

@@ -68,14 +68,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20000)
     args = parser.parse_args()
-    header = f"{'estimator':<26} {'distribution / function':<36} {'evals':>5}  {'measured var (+- se)':<34} {'exact':<22} note"
+    header = (f"{'estimator':<26} {'distribution / function':<36} {'evals':>5}  {'measured var (+- se)':<34} "
+              f"{'exact':<22} note")
     print(header)
     print("-" * len(header))
     for case in load_cases():
         evals, var, se = measure(case, args.reps)
         measured = ", ".join(f"{v:.4g} +- {s:.2g}" for v, s in zip(var, se))
         exact = _fmt(case["exact_variance"]) if case.get("exact_variance") is not None else "-"
-        print(f"{case['estimator']:<26} {case['target']:<36} {evals:>5}  {measured:<34} {exact:<22} {case.get('note', '')}")
+        print(f"{case['estimator']:<26} {case['target']:<36} {evals:>5}  {measured:<34} {exact:<22} "
+              f"{case.get('note', '')}")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def main():
         zeros = np.zeros_like(params)
         for loop in ("scan", "while"):
             r = bench_jax(policy, zeros, loop, args.reps)
-            print(f"  all-fail pop  {loop:5s} pop={n:5d}: run {r['run_s'] * 1e3:.1f} ms ({r['iterations']} iterations), "
+            print(f"  all-fail pop  {loop:5s} pop={n:5d}: run {r['run_s'] * 1e3:.1f} ms "
+                  f"({r['iterations']} iterations), "
                   f"useful {r['useful_sps']:,.0f} steps/s")
         g = bench_gym(policy, params, args.reps)
         print(f"gymnasium vector  pop={n:5d}: run {g['run_s'] * 1e3:.1f} ms, {g['sps']:,.0f} steps/s")

@@ -47,6 +47,8 @@ def run_seeds(seeds: list[int], overrides: list[str]) -> None:
 
 def run_batched(n: int, specs: list[str]) -> None:
     import esrun  # noqa: F401  (esrun's XLA defaults before JAX)
+
+    # isort: split
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -60,13 +62,13 @@ def run_batched(n: int, specs: list[str]) -> None:
         pop, sigma = int(spec.split(":")[0]), float(spec.split(":")[1])
         strategy = STRATEGIES["cma_es"](dim, pop, StrategyConfig(name="cma_es", population=pop, sigma=sigma))
 
-        def init(seed: int):
+        def init(seed: int, strategy=strategy):
             key = jax.random.PRNGKey(seed)
             return strategy.init(key, jax.random.uniform(jax.random.fold_in(key, 1), (dim,), minval=-3.0, maxval=3.0))
 
         states = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[init(i) for i in range(n)])
 
-        def one(state):
+        def one(state, strategy=strategy, pop=pop):
             def step(state, _):
                 x = strategy.member_params(state, jnp.arange(pop, dtype=jnp.int32))
                 state, _ = strategy.tell(state, -jax.vmap(rastrigin)(x))

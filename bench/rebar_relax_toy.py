@@ -95,7 +95,7 @@ def main():
         checkpoints = list(range(0, args.steps, args.every)) + [args.steps - 1]
         for s in checkpoints:
             phi = float(curve[s])
-            aux = jax.tree.map(lambda a: a[s], auxs)
+            aux = jax.tree.map(lambda a, s=s: a[s], auxs)
             v = variance(jax.random.PRNGKey(123), phi, aux)
             print(f"{name:>10} {s + 1:>6} {phi:>9.4f} {float(exact_loss(phi)):>10.6f} {v:>24.3e}")
         if name == "rebar":

@@ -130,7 +130,6 @@ def _vector_returns(env, act, pop, seed):
 
 def child_vector(seed: int, max_generations: int) -> dict:
     import gymnasium as gym
-    import numpy as np
 
     jax, jnp, policy, es, params, state = _setup(seed)
     act = jax.jit(jax.vmap(policy.apply))
@@ -211,7 +210,8 @@ def main():
         if solved:
             import statistics
 
-            print(f"{name}: solved {len(solved)}/{len(rs)}; median wall {statistics.median(r['wall'] for r in solved):.1f} s, "
+            median_wall = statistics.median(r['wall'] for r in solved)
+            print(f"{name}: solved {len(solved)}/{len(rs)}; median wall {median_wall:.1f} s, "
                   f"median env steps {statistics.median(r['env_steps'] for r in solved):,.0f}")
         else:
             print(f"{name}: solved 0/{len(rs)}")

@@ -8,9 +8,9 @@ environment's physical state as a float64 numpy vector (the same layout Gymnasiu
 """
 from __future__ import annotations
 
+import gymnasium
 import jax
 import numpy as np
-import gymnasium
 from gymnasium import spaces
 
 

@@ -59,7 +59,9 @@ def angle_normalize(x):
 
 
 def reset(key: jax.Array, params: Params = Params()) -> tuple[State, jax.Array]:
-    """``th ~ U[-reset_theta, reset_theta]``, ``thdot ~ U[-reset_theta_dot, reset_theta_dot]``; returns ``(state, obs [3])``."""
+    """``th ~ U[-reset_theta, reset_theta]``, ``thdot ~ U[-reset_theta_dot, reset_theta_dot]``.
+
+    Returns ``(state, obs [3])``."""
     high = jnp.array([params.reset_theta, params.reset_theta_dot], jnp.float32)
     theta, theta_dot = jax.random.uniform(key, (2,), jnp.float32, minval=-high, maxval=high)
     return State(theta, theta_dot, jnp.zeros((), jnp.int32)), _obs(theta, theta_dot)

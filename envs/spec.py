@@ -13,7 +13,8 @@ single environment; batching is ``jax.vmap``'s job.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 class ActionSpec(NamedTuple):
