@@ -16,8 +16,10 @@ with sigma_R the standard deviation (ddof 0) of the 2b rewards used. Plain SGD, 
 The four variants of the paper are combinations of two switches: V1 / V2 is ``task.obs_norm`` (V2 normalizes
 states with the running mean and std of every state seen so far, :mod:`esrun.tasks.obs_norm`; the statistics of
 iteration j are frozen while it runs, as in the paper); "-t" is ``top_directions < directions``. The policy of
-the paper is a linear map M x initialized at M = 0: ``policy.type: linear``, ``policy.init_scale: 0``,
-``policy.squash: clip`` (esrun's linear policy also has a bias, i.e. M acting on [x, 1]).
+the paper is a linear map M x initialized at M = 0, its output sent to the env as is, on a normalized state that
+is not clipped: ``policy.type: linear``, ``policy.init_scale: 0``, ``policy.bias: false``, ``policy.squash: none``,
+``task.obs_clip: null`` (configs/hopper.yaml). esrun's defaults differ: a bias (M acting on [x, 1]), inputs
+clipped to [-5, 5]; ``squash: clip`` clips M x to the action bounds before the env (and its control cost) sees it.
 
 Config mapping: ``strategy.population = 2 N``, ``strategy.top_directions = b``, ``strategy.sigma = nu``,
 ``strategy.learning_rate = alpha``. Ties in max(r+, r-) go to the lower direction index.

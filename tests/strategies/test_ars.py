@@ -1,5 +1,6 @@
 """ARS (Mania et al., 2018): the update against a hand-computed numpy step, top-b selection, the seed protocol's
-member layout, config validation, and the zero-initialized clipped linear policy of the paper.
+member layout, config validation, and the zero-initialized linear policy of the paper (clipped, or the raw M x
+without bias).
 """
 from __future__ import annotations
 
@@ -96,3 +97,15 @@ def test_linear_policy_of_the_paper_is_zero_and_clips():
     theta = jnp.concatenate([w, jnp.zeros(2)])
     np.testing.assert_allclose(np.asarray(pol.apply(theta, jnp.array([0.25, 1.0, 1.0]))), [0.5, 0.025], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(pol.apply(theta, jnp.array([3.0, 0.0, 0.0]))), [1.0, 0.3], rtol=1e-6)
+
+
+def test_linear_policy_without_bias_passes_the_raw_m_x():
+    """``bias: false, squash: none``: the paper's a = M x, no bias parameters, nothing clipped."""
+    spec = ActionSpec(kind="continuous", dim=2, low=(-1.0, -0.5), high=(1.0, 0.5))
+    pol = build_policy(PolicyConfig(type="linear", init_scale=0.0, squash="none", bias=False), 3, spec)
+    theta = pol.init(KEY)
+    assert theta.shape == (3 * 2,) and not np.any(np.asarray(theta))
+    w = jnp.array([[2.0, 0.1], [0.0, 0.0], [0.0, -1.0]]).ravel()
+    np.testing.assert_allclose(np.asarray(pol.apply(w, jnp.array([3.0, 5.0, 1.0]))), [6.0, -0.7], rtol=1e-6)
+    mlp = build_policy(PolicyConfig(type="mlp", hidden=[4], bias=False), 3, spec)
+    assert mlp.num_params == 3 * 4 + 4 * 2
