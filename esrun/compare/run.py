@@ -18,6 +18,7 @@ averaged over the points. Estimator state (RELAX's control variate, AIMLE's lamb
 """
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from typing import Any
@@ -38,12 +39,23 @@ REFERENCE_KEY = 999
 
 _PREPARED: dict[str, tuple] = {}
 
+OWN_PROGRAMS = {"vae_binary": "esrun.tasks.vae_program"}
+"""task.type -> module with its own ``prepare(cfg)`` and ``run_entries(cfg, entries, seeds)`` (a job that is not
+descent on one search distribution's parameters), in place of the two below."""
+
+
+def _own_program(cfg):
+    name = OWN_PROGRAMS.get(cfg.task.type)
+    return None if name is None else importlib.import_module(name)
+
 
 def prepare(cfg) -> tuple[EstimatorProblem, list[Method]]:
     """The task and every estimator entry, validated: raises UserError (one line) before any work starts.
 
     Cached per config in this process (the driver validates, then runs the same entries locally).
     """
+    if (own := _own_program(cfg)) is not None:
+        return own.prepare(cfg)
     key = cfg.model_dump_json(include={"task", "estimators", "samples"})
     if key not in _PREPARED:
         task = build_problem(cfg.task)
@@ -177,6 +189,8 @@ def references(cfg, task: EstimatorProblem) -> list[np.ndarray]:
 
 def run_entries(cfg, entry_indices: list[int], seeds: list[int] | None = None) -> list[dict[str, Any]]:
     """Every (entry, seed) job of ``entry_indices`` in this process: the unit of work a backend distributes."""
+    if (own := _own_program(cfg)) is not None:
+        return own.run_entries(cfg, entry_indices, seeds)
     task, methods = prepare(cfg)
     refs = references(cfg, task)
     out = []

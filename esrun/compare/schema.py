@@ -90,6 +90,23 @@ class TopKTask(_Section):
         return self
 
 
+class VaeBinaryTask(_Section):
+    """A VAE with Bernoulli latents on scikit-learn's binarized 8x8 digits (esrun.tasks.vae_binary): maximize ELBO."""
+
+    type: Literal["vae_binary"] = "vae_binary"
+    variant: Literal["linear", "nonlinear"] = Field(
+        "linear", description="linear: one stochastic layer; nonlinear: two deterministic LeakyReLU layers each side")
+    latents: int = Field(32, ge=1, le=512, description="Bernoulli latent variables D")
+    hidden: int = Field(64, ge=1, le=1024, description="nonlinear: units of each deterministic hidden layer")
+    batch_size: int = Field(50, ge=1, description="images per step (drawn with replacement)")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="x = 1[pixel / 16 > threshold]")
+    test_every: int = Field(5, ge=2, description="image i is a test image when i % test_every == 0")
+    init_seed: int = Field(0, ge=0, description="seed of the initial parameters (the same for every run seed)")
+    eval_samples: int = Field(4, ge=1, le=1000, description="latent draws per image of the reported ELBO")
+    diag_batch: int = Field(50, ge=1, le=1437, description="training images of the fixed diagnostics batch")
+    reference_pairs: int = Field(2000, ge=1, description="DisARM pairs per image of the reference gradient")
+
+
 class GymTask(_Section):
     """A Gymnasium environment; every method runs through ``esrun.compare.rl.run_rl_method``."""
 
@@ -98,10 +115,12 @@ class GymTask(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
-TaskConfig = Annotated[Union[SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymTask],
+TaskConfig = Annotated[Union[SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymTask,
+                             VaeBinaryTask],
                        Field(discriminator="type")]
 TASK_MODELS = {m.model_fields["type"].default: m for m in
-               (SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymTask)}
+               (SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymTask,
+                VaeBinaryTask)}
 
 
 class EstimatorEntry(_Section):
