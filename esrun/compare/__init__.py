@@ -3,28 +3,18 @@
     esrun compare configs/compare/bernoulli_toy.yaml [section.key=value ...]
     from esrun.compare import load_compare_config, run_compare
 
-Modules: ``schema`` (the validated config), ``config`` (YAML + overrides), ``tasks`` (objectives with exact or
-reference gradients), ``methods`` (estimators as uniform init / estimate pairs, refused when they do not apply),
-``run`` (one estimator's jitted loop and diagnostics), ``outputs`` (TensorBoard, results.csv / results.md,
-curves.png / variance.png), ``harness`` (``run_compare``; its jobs run on ``esrun.backends.pool.map_jobs``: local,
-ray or mpi), ``cli``.
+Modules: ``schema`` (the validated config), ``config`` (YAML + overrides, through ``esrun.config.load``),
+``methods`` (estimators as uniform init / estimate pairs, refused when they do not apply), ``run`` (one estimator's
+jitted loop and diagnostics), ``rl`` (gym tasks: ES through ``esrun.train``, the policy-gradient baselines through
+``esrun.runner.pg_train``), ``outputs`` (TensorBoard, results.csv / results.md, curves.png / variance.png),
+``harness`` (``run_compare``; estimator jobs run on ``esrun.backends.pool.map_jobs``: local, ray or mpi), ``cli``.
+The objectives with exact or reference gradients are ``esrun.tasks.estimator_problems``.
 
-CONTRACT for gym tasks (``task.type: gym``) — ``esrun/compare/rl.py`` (owned by the RL engineer) provides::
-
-    run_rl_method(method: str, options: dict, env_id: str, policy_cfg, budget_env_steps: int, seed: int,
-                  backend: str, workers: int, log: Callable[[int, dict], None]) -> dict
-
-* ``method`` is one of ``harness.RL_METHODS``: es, reinforce, reinforce_baseline, rloo, grpo, ppo (anything else is
-  refused before any work starts). ``options`` is the entry's ``options`` plus ``learning_rate`` / ``num_samples``
-  when the entry sets them. ``policy_cfg`` is an ``esrun.config.schema.PolicyConfig`` (the ``task.policy`` section).
-  ``backend`` is ``backend.type`` (local | ray | mpi), ``workers`` is ``backend.workers``.
-* ``log(env_steps, {"eval/return": ...})`` is called as training goes; the harness writes each call to the
-  TensorBoard run ``runs/<name>/<label>/seed<k>`` with the env-step count as the TB step, and plots
-  ``eval/return`` in curves.png. Other tags pass through to TensorBoard.
-* It returns at least ``{"final_return": float, "env_steps": int, "wall_seconds": float}``; other scalar entries
-  (e.g. ``bytes_per_iteration``) go to results_per_seed.csv.
-* The harness calls it once per (method, seed), sequentially, in the driver process. Under MPI every rank calls it
-  with the same arguments (SPMD, so it can all-reduce gradients); only rank 0's ``log`` writes files.
+Gym tasks (``task.type: gym``): the harness calls ``rl.run_rl_method(method, options, env_id, policy_cfg,
+budget_env_steps, seed, backend, workers, log)`` once per (entry, seed), in the driver (under MPI on every rank,
+SPMD); ``method`` is one of ``harness.RL_METHODS``; ``log(env_steps, metrics)`` calls become the TensorBoard run
+``runs/<name>/<label>/seed<k>`` (rank 0 only) and ``eval/return`` is plotted in curves.png; the returned dict's
+``final_return`` / ``env_steps`` / ``wall_seconds`` and other scalars go to results_per_seed.csv.
 """
 from esrun.compare.config import load_compare_config
 from esrun.compare.harness import CompareResult, run_compare

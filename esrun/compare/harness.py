@@ -6,14 +6,15 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Optional
 
 from esrun.compare import outputs
 from esrun.compare.config import dump
 from esrun.errors import UserError
+from esrun.estimators.policy_gradient import METHODS as PG_METHODS
 
-RL_METHODS = ("es", "reinforce", "reinforce_baseline", "rloo", "grpo", "ppo")
-"""The method names a gym task accepts (``esrun.compare.rl.run_rl_method``'s ``method``)."""
+RL_METHODS = ("es", *PG_METHODS)
+"""The method names a gym task accepts (``esrun.compare.rl.run_rl_method``'s ``method``): ES and every
+policy-gradient baseline of ``esrun.estimators.policy_gradient.METHODS``."""
 
 
 @dataclass
@@ -54,7 +55,7 @@ def run_entry(cfg_json: dict, index: int) -> list[dict]:
 # -- synthetic and discrete tasks ----------------------------------------------------------------------------------
 
 
-def _run_estimators(cfg) -> Optional[CompareResult]:
+def _run_estimators(cfg) -> CompareResult | None:
     from esrun.backends.pool import map_jobs
     from esrun.compare.run import prepare
 
@@ -94,21 +95,12 @@ def _run_estimators(cfg) -> Optional[CompareResult]:
 # -- gym tasks: esrun.compare.rl.run_rl_method -------------------------------------------------------------------
 
 
-def _rl_module():
-    try:
-        from esrun.compare import rl
-    except ModuleNotFoundError as exc:
-        if exc.name == "esrun.compare.rl":
-            raise UserError("gym tasks need esrun.compare.rl (run_rl_method), which this installation lacks") from None
-        raise
-    return rl
-
-
-def _run_gym(cfg) -> Optional[CompareResult]:
+def _run_gym(cfg) -> CompareResult | None:
     for e in cfg.estimators:
         if e.name not in RL_METHODS:
             raise UserError(f"estimators[{e.row}].name = {e.name!r}: a gym task runs one of {', '.join(RL_METHODS)}")
-    rl = _rl_module()
+    from esrun.compare import rl
+
     root = _is_root(cfg)
     run_dir = _fresh_run_dir(cfg) if root else None
     results = []
@@ -120,7 +112,8 @@ def _run_gym(cfg) -> Optional[CompareResult]:
             options.setdefault("num_samples", e.num_samples)
         for seed in cfg.seed_list():
             curve: list = []
-            sink = outputs.TensorBoardSink(run_dir / e.row / f"seed{seed}") if root and cfg.logging.tensorboard else None
+            tb = root and cfg.logging.tensorboard
+            sink = outputs.TensorBoardSink(run_dir / e.row / f"seed{seed}") if tb else None
 
             def log(step, metrics, curve=curve, sink=sink):
                 curve.append((int(step), {k: float(v) for k, v in metrics.items()}))
@@ -149,7 +142,7 @@ def _run_gym(cfg) -> Optional[CompareResult]:
     return CompareResult(run_dir, rows, results, (run_dir / "results.md").read_text())
 
 
-def run_compare(cfg) -> Optional[CompareResult]:
+def run_compare(cfg) -> CompareResult | None:
     """Run a validated :class:`~esrun.compare.schema.CompareConfig`; None on MPI ranks other than 0."""
     if cfg.task.type == "gym":
         return _run_gym(cfg)

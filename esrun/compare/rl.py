@@ -3,9 +3,9 @@
     run_rl_method(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict
 
 ``method`` is ``"es"`` (esrun's own training loop: OpenAI-ES, ``esrun.train`` with a config built from the
-arguments) or a policy-gradient method of :data:`esrun.estimators.policy_gradient.METHODS` (REINFORCE, REINFORCE with a
-baseline, RLOO, GRPO, PPO: data-parallel, gradients all-reduced across the workers of an
-``esrun.backends.pool`` replica pool of ``esrun.runner.pg_replica.PGReplica``).
+arguments) or a policy-gradient method of :data:`esrun.estimators.policy_gradient.METHODS` (REINFORCE, REINFORCE
+with a baseline, RLOO, GRPO, PPO: ``esrun.runner.pg_train.train_pg``, data-parallel, gradients all-reduced across
+the workers of an ``esrun.backends.pool`` replica pool of ``esrun.runner.pg_replica.PGReplica``).
 
 Both start from the same theta_0 (the policy's ``init(fold_in(PRNGKey(seed), 3))``) and report the same final
 figure: the mean return of the greedy (argmax) policy over ``final_eval_episodes`` episodes whose reset seeds
@@ -23,20 +23,10 @@ import tempfile
 import time
 from collections.abc import Callable
 
-import jax
-import numpy as np
-
-from esrun.backends.pool import REPLICA_POOLS, make_replica_pool
 from esrun.errors import OptionError
-from esrun.estimators.policy_gradient import (
-    METHODS,
-    initial_key,
-    resolve_options,
-    updates_per_iteration,
-)
-from esrun.runner.pg_replica import PGReplica
+from esrun.estimators.policy_gradient import METHODS, initial_key
+from esrun.runner.pg_train import GreedyEvaluator, policy_dict, train_pg
 
-EVAL_STREAM = 7
 ES_DEFAULTS = {
     "population": 32,
     "sigma": 0.1,
@@ -49,94 +39,6 @@ ES_DEFAULTS = {
     "chunk_size": None,  # members per evaluation chunk (default: population / workers where it divides)
     "log_dir": None,  # where the ES run directory goes (default: a temporary directory, removed afterwards)
 }
-
-
-def _policy_dict(policy_cfg) -> dict:
-    return policy_cfg if isinstance(policy_cfg, dict) else policy_cfg.model_dump(mode="json")
-
-
-def eval_key(seed: int) -> jax.Array:
-    return jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM)
-
-
-class GreedyEvaluator:
-    """Mean return of the argmax policy on the fixed evaluation seeds (the runner's own Gymnasium task)."""
-
-    def __init__(self, env_id: str, policy: dict, seed: int, max_episode_steps=None):
-        from esrun.config.schema import PolicyConfig
-        from esrun.tasks.gym import GymTask
-
-        self.task = GymTask(env_id, PolicyConfig(**policy), max_episode_steps=max_episode_steps)
-        self.key = eval_key(seed)
-
-    def __call__(self, params, episodes: int) -> float:
-        return float(np.mean(self.task.evaluate_policy(np.asarray(params, np.float32), self.key, episodes)))
-
-    def close(self):
-        self.task.close()
-
-
-# -- policy gradients ------------------------------------------------------------------------------------------
-def _run_pg(method, options, env_id, policy_cfg, budget_env_steps, seed, backend, workers, log) -> dict:
-    """Iterations of (collect on every worker, U all-reduced Adam steps) until the env-step budget is reached.
-
-    The loop stops at the first iteration whose episodes bring the total to >= budget_env_steps (an iteration's
-    episodes are never cut), so env_steps - last_iteration_steps < budget_env_steps <= env_steps."""
-    t0 = time.perf_counter()
-    o = resolve_options(method, dict(options))
-    policy = _policy_dict(policy_cfg)
-    spec = {"method": method, "options": o, "env_id": env_id, "policy": policy, "seed": int(seed)}
-    if backend not in REPLICA_POOLS:
-        raise OptionError(f"backend must be one of {sorted(REPLICA_POOLS)}, got {backend!r}")
-    pool = make_replica_pool(backend, PGReplica, spec, workers)
-    evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"]) if pool.is_coordinator else None
-    updates = updates_per_iteration(o)
-    env_steps, iteration, last_steps, byte_total = 0, 0, 0, 0.0
-    history = []
-    try:
-        if evaluate is not None:
-            log(0, {"eval/return": evaluate(pool.driver.params, o["eval_episodes"])})
-        while env_steps < budget_env_steps:
-            stats = pool.gather("collect", iteration)
-            last_steps = sum(s["steps"] for s in stats)
-            env_steps += last_steps
-            for u in range(updates):
-                pool.broadcast("apply", pool.all_reduce_mean("grad", u))  # every replica, the same mean
-            pool.meter.end()
-            byte_total += pool.meter.metrics()["comm/bytes_per_generation"]
-            iteration += 1
-            returns = [r for s in stats for r in s["returns"]]
-            metrics = {"train/return": float(np.mean(returns)),
-                       "comm/bytes_per_iteration": pool.meter.metrics()["comm/bytes_per_generation"]}
-            if evaluate is not None and (iteration % o["eval_every"] == 0 or env_steps >= budget_env_steps):
-                metrics["eval/return"] = evaluate(pool.driver.params, o["eval_episodes"])
-                history.append((env_steps, metrics["eval/return"]))
-            if pool.is_coordinator:
-                log(env_steps, metrics)
-        hashes = pool.hashes()
-        final = evaluate(pool.driver.params, o["final_eval_episodes"]) if evaluate is not None else None
-        driver_hash = pool.driver.params_hash()
-    finally:
-        pool.close()
-        if evaluate is not None:
-            evaluate.close()
-    return {
-        "method": method,
-        "final_return": final,
-        "env_steps": int(env_steps),
-        "last_iteration_env_steps": int(last_steps),
-        "wall_seconds": time.perf_counter() - t0,
-        "bytes_per_iteration": byte_total / max(iteration, 1),
-        "num_params": int(pool.driver.num_params),
-        "iterations": iteration,
-        "updates_per_iteration": updates,
-        "workers": pool.workers,
-        "backend": backend,
-        "replicas_identical": all(h == driver_hash for h in hashes),
-        "params_sha256": driver_hash,
-        "eval_history": history,
-        "options": o,
-    }
 
 
 # -- evolution strategies (esrun's own loop) -------------------------------------------------------------------
@@ -172,7 +74,7 @@ def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
     if unknown:
         raise OptionError(f"es: unknown option(s) {unknown}; allowed: {sorted(ES_DEFAULTS)}")
     o = {**ES_DEFAULTS, **options}
-    policy = _policy_dict(policy_cfg)
+    policy = policy_dict(policy_cfg)
     evaluate = GreedyEvaluator(env_id, policy, seed, o["max_episode_steps"]) if is_coordinator(backend) else None
     steps: list[int] = []  # env steps after each generation
     history: list[tuple[int, float]] = []
@@ -231,7 +133,7 @@ def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
     }
 
 
-RUNNERS: dict[str, Callable[..., dict]] = {"es": _run_es, **{m: _run_pg for m in METHODS}}
+RUNNERS: dict[str, Callable[..., dict]] = {"es": _run_es, **{m: train_pg for m in METHODS}}
 NUM_SAMPLES_MEANS = {"es": "population", **{m: "episodes_per_worker" for m in METHODS}}
 """What ``num_samples`` of a compare entry sets: ES's population, a PG worker's episodes per iteration."""
 
