@@ -1,9 +1,24 @@
 """Fixtures shared by the whole suite (helpers live in the esrun_helpers package, tests/esrun_helpers/)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# One JAX persistent compilation cache for the session, in a fresh temporary directory: this process and every
+# process the tests start (`esrun` commands, mpiexec ranks, Ray workers, SLURM jobs: they inherit the environment)
+# compile a program once and load it afterwards, instead of each CLI run recompiling the same CartPole programs
+# (about half the CPU of a short run). A cached executable is the compiled code itself, so it cannot change a
+# result; the key covers the program, XLA_FLAGS (so the ISA pin of tests/runner/test_any_cpu.py compiles its own),
+# the compile options and the jax version. A cache directory set by the caller is used as is and kept.
+_OWN_JAX_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_JAX_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="esrun-tests-jax-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 # esrun sets its XLA flags (single-threaded Eigen for latency) when imported before JAX. Importing it here, before
 # any test module imports JAX, gives the pytest process the same numerics as the `esrun` CLI subprocesses, so
@@ -44,3 +59,5 @@ def pytest_runtest_teardown(item, nextitem):
 
 def pytest_sessionfinish(session, exitstatus):
     ray_local.stop()
+    if _OWN_JAX_CACHE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
