@@ -3,7 +3,7 @@
     esrun compare configs/compare/bernoulli_toy.yaml [section.key=value ...]
     from esrun.compare import load_compare_config, run_compare
 
-Modules: ``schema`` (the validated config), ``config`` (YAML + overrides, through ``esrun.config.load``),
+Modules: ``config`` (YAML + overrides into ``esrun.config.compare_schema``, through ``esrun.config.load``),
 ``methods`` (estimators as uniform init / estimate pairs, refused when they do not apply), ``run`` (one estimator's
 jitted loop and diagnostics), ``rl`` (gym tasks: ES through ``esrun.train``, the policy-gradient baselines through
 ``esrun.runner.pg_train``), ``outputs`` (TensorBoard, results.csv / results.md, curves.png / variance.png),

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from esrun.compare.schema import TASK_MODELS, CompareConfig
+from esrun.config.compare_schema import TASK_MODELS, CompareConfig
 from esrun.config.load import apply_overrides, format_error, read_yaml
 from esrun.errors import ConfigError
 

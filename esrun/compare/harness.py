@@ -47,7 +47,7 @@ def run_entry(cfg_json: dict, index: int) -> list[dict]:
     JSON, goes to a worker; only curve points and scalars come back). Its results depend only on (config, entry,
     seed), not on the process that ran it."""
     from esrun.compare.run import run_entries
-    from esrun.compare.schema import CompareConfig
+    from esrun.config.compare_schema import CompareConfig
 
     return run_entries(CompareConfig.model_validate(cfg_json), [index])
 
@@ -143,7 +143,7 @@ def _run_gym(cfg) -> CompareResult | None:
 
 
 def run_compare(cfg) -> CompareResult | None:
-    """Run a validated :class:`~esrun.compare.schema.CompareConfig`; None on MPI ranks other than 0."""
+    """Run a validated :class:`~esrun.config.compare_schema.CompareConfig`; None on MPI ranks other than 0."""
     if cfg.task.type == "gym":
         return _run_gym(cfg)
     return _run_estimators(cfg)

@@ -1,5 +1,8 @@
 """The ``esrun compare`` configuration as typed, validated data (pydantic, ``extra="forbid"`` everywhere).
 
+It lives beside the ``esrun train`` schema (``esrun.config.schema``, whose PolicyConfig a gym task reuses); the
+loader is ``esrun.compare.config`` (through ``esrun.config.load``).
+
     name: bernoulli_toy            run directory runs/<name>/
     seed: 0                        first seed; seeds k = seed, seed + 1, ..., seed + seeds - 1
     seeds: 3
@@ -17,7 +20,7 @@
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -107,7 +110,7 @@ class VaeBinaryTask(_Section):
     reference_pairs: int = Field(2000, ge=1, description="DisARM pairs per image of the reference gradient")
 
 
-class GymTask(_Section):
+class GymCompareTask(_Section):
     """A Gymnasium environment; every method runs through ``esrun.compare.rl.run_rl_method``."""
 
     type: Literal["gym"] = "gym"
@@ -115,20 +118,19 @@ class GymTask(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
-TaskConfig = Annotated[Union[SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymTask,
-                             VaeBinaryTask],
-                       Field(discriminator="type")]
+TaskConfig = Annotated[SyntheticTask | BernoulliToyTask | BinaryTask | CategoricalTask | TopKTask | GymCompareTask
+                       | VaeBinaryTask, Field(discriminator="type")]
 TASK_MODELS = {m.model_fields["type"].default: m for m in
-               (SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymTask,
+               (SyntheticTask, BernoulliToyTask, BinaryTask, CategoricalTask, TopKTask, GymCompareTask,
                 VaeBinaryTask)}
 
 
 class EstimatorEntry(_Section):
     name: str = Field(description="an estimator (esrun.compare.methods.METHODS) or, for gym tasks, an RL method")
-    label: Optional[str] = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_+=\-][A-Za-z0-9_.+=\-]*$",
+    label: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_+=\-][A-Za-z0-9_.+=\-]*$",
                                  description="row name and TensorBoard directory (default: name)")
-    num_samples: Optional[int] = Field(None, ge=1, description="samples (or antithetic pairs) per estimate")
-    learning_rate: Optional[float] = Field(None, gt=0.0, description="overrides optimizer.learning_rate")
+    num_samples: int | None = Field(None, ge=1, description="samples (or antithetic pairs) per estimate")
+    learning_rate: float | None = Field(None, gt=0.0, description="overrides optimizer.learning_rate")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the estimator")
 
     @property
@@ -137,8 +139,8 @@ class EstimatorEntry(_Section):
 
 
 class BudgetSection(_Section):
-    evaluations: Optional[int] = Field(None, ge=1, description="calls of f per estimator and seed")
-    env_steps: Optional[int] = Field(None, ge=1, description="environment steps per method and seed (gym)")
+    evaluations: int | None = Field(None, ge=1, description="calls of f per estimator and seed")
+    env_steps: int | None = Field(None, ge=1, description="environment steps per method and seed (gym)")
 
 
 class OptimizerSection(_Section):
@@ -156,7 +158,7 @@ class DiagnosticsSection(_Section):
 class BackendSection(_Section):
     type: Literal["local", "ray", "mpi"] = "local"
     workers: int = Field(1, ge=1, description="Ray: jobs in flight (MPI: the number of ranks decides)")
-    address: Optional[str] = Field(None, description="Ray: unset = local ray.init; 'auto' or host:port")
+    address: str | None = Field(None, description="Ray: unset = local ray.init; 'auto' or host:port")
 
 
 class LoggingSection(_Section):
@@ -193,7 +195,7 @@ class CompareConfig(_Section):
             if self.budget.evaluations is None:
                 raise ValueError(f"budget.evaluations: required for a {self.task.type} task")
             if self.budget.env_steps is not None:
-                raise ValueError(f"budget.env_steps: only gym tasks are budgeted in env_steps")
+                raise ValueError("budget.env_steps: only gym tasks are budgeted in env_steps")
         return self
 
     def seed_list(self) -> list[int]:
