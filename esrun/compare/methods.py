@@ -15,7 +15,8 @@ grad f); layer estimators (straight-through, Gumbel, I-MLE, AIMLE) are wrapped h
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,8 @@ def _no_state(key):
 def _check_options(label: str, options: dict, allowed: set[str]) -> None:
     for k in options:
         if k not in allowed:
-            raise UserError(f"estimators[{label}].options.{k}: unknown option; allowed: {', '.join(sorted(allowed)) or '(none)'}")
+            known = ", ".join(sorted(allowed)) or "(none)"
+            raise UserError(f"estimators[{label}].options.{k}: unknown option; allowed: {known}")
 
 
 # -- distribution-gradient estimators from the registry ----------------------------------------------------------
@@ -58,7 +60,7 @@ _SPECIAL = ("relax", "rebar")
 
 
 def _registry_applies(name: str):
-    def applies(task) -> Optional[str]:
+    def applies(task) -> str | None:
         meta = E.REGISTRY[name].meta
         if task.dist_kind not in meta["supports"]:
             return (f"{name} applies to {', '.join(meta['supports'])} distributions, but task {task.name} samples "
@@ -143,7 +145,7 @@ def _per_sample_grads(key, n, loss, theta):
 
 
 def _layer_applies(kinds: tuple[str, ...], name: str):
-    def applies(task) -> Optional[str]:
+    def applies(task) -> str | None:
         if task.dist_kind not in kinds:
             return (f"{name} applies to {', '.join(kinds)} tasks, but task {task.name} samples "
                     f"{DIST_WORDS[task.dist_kind]}")
@@ -262,7 +264,8 @@ def make_method(task, name: str, num_samples: int, options: dict, label: str) ->
 
         close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserError(f"estimators[{label}].name = {name!r}: unknown estimator{hint}; known: {', '.join(sorted(METHODS))}")
+        raise UserError(f"estimators[{label}].name = {name!r}: unknown estimator{hint}; "
+                        f"known: {', '.join(sorted(METHODS))}")
     applies, build = METHODS[name]
     why = applies(task)
     if why is not None:
@@ -281,9 +284,11 @@ def make_method(task, name: str, num_samples: int, options: dict, label: str) ->
         raise
     except (TypeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"estimators[{label}] ({name}, num_samples={num_samples}, options={options}): {first}") from None
+        what = f"{name}, num_samples={num_samples}, options={options}"
+        raise UserError(f"estimators[{label}] ({what}): {first}") from None
     if g.shape != task.init_params.shape or per.shape != (num_samples, *task.init_params.shape):
-        raise RuntimeError(f"{name}: estimate shapes {g.shape}, {per.shape} do not match theta {task.init_params.shape}")
+        raise RuntimeError(f"{name}: estimate shapes {g.shape}, {per.shape} do not match theta "
+                           f"{task.init_params.shape}")
     return Method(name, num_samples, spent[0], init, lambda key, f, theta, state: estimate(key, f, theta, state)[:3])
 
 

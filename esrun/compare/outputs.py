@@ -40,7 +40,8 @@ def aggregate(results: list[dict], labels: list[str]) -> list[dict[str, Any]]:
     for label in labels:
         rs = [r for r in results if r["label"] == label]
         row: dict[str, Any] = {"label": label, "estimator": rs[0]["estimator"], "seeds": len(rs),
-                               "num_samples": rs[0].get("num_samples"), "evals_per_estimate": rs[0].get("evals_per_estimate")}
+                               "num_samples": rs[0].get("num_samples"),
+                               "evals_per_estimate": rs[0].get("evals_per_estimate")}
         for f in SUMMARY_FIELDS:
             vals = [r[f] for r in rs if r.get(f) is not None and math.isfinite(float(r[f]))]
             if vals:

@@ -107,7 +107,8 @@ def normalised_step_advantages(rtg: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def token_logp(policy, params: jax.Array, obs: jax.Array, actions: jax.Array) -> jax.Array:
-    """log pi_theta(a_t | s_t) = log_softmax(Policy.logits(theta, s_t))[a_t]: obs [N, T, D], actions [N, T] -> [N, T]."""
+    """log pi_theta(a_t | s_t) = log_softmax(Policy.logits(theta, s_t))[a_t]; obs [N, T, D], actions [N, T] -> [N, T]
+    (``policy`` is an ``esrun.policies`` policy with a categorical head)."""
     logits = jax.vmap(jax.vmap(policy.logits, (None, 0)), (None, 0))(params, obs)
     return jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], axis=-1)[..., 0]
 
@@ -176,7 +177,8 @@ METHODS: dict[str, PGMethod] = {
 
 
 def resolve_options(method: str, options: dict) -> dict:
-    """Defaults merged with ``options``; an unknown option or an inconsistent size raises OptionError (a UserError and a ValueError)."""
+    """Defaults merged with ``options``; an unknown option or an inconsistent size raises OptionError (a UserError
+    and a ValueError), one line, before any work starts."""
     if method not in METHODS:
         raise OptionError(f"unknown policy-gradient method {method!r}; known: {sorted(METHODS)}")
     m = METHODS[method]

@@ -1,4 +1,4 @@
-"""The one optax builder: ``optimizer`` / ``learning_rate`` / ``momentum`` / ``weight_decay`` -> a GradientTransformation.
+"""The one optax builder: ``optimizer`` / ``learning_rate`` / ``momentum`` / ``weight_decay`` -> an optax transform.
 
 Used by every place that steps parameters with a gradient: OpenAI-ES and the evosax adapters (the search mean),
 the ``esrun compare`` estimator loop (``optimizer.name``), its estimators' own state (REBAR's tuned (eta, lambda),
