@@ -23,6 +23,12 @@ from esrun_helpers import ROOT, free_port
 
 PARTITION = "esrun"
 
+#: A requeued job may start again this many seconds after it is PENDING (SLURM's own hold is two minutes). Not at
+#: once: slurmd refuses to launch a job it is still tearing down ("already killed"). The test cluster's schedulers
+#: run every second (SchedulerParameters below; SLURM's defaults, 60 s and 30 s, left a released job waiting for
+#: the next pass).
+REQUEUE_DELAY_S = 3
+
 
 class ClusterError(RuntimeError):
     """SLURM could not be started; the message says why (the tests fail with it, never skip)."""
@@ -51,6 +57,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,bf_interval=1
 SwitchType=switch/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none

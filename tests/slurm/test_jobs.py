@@ -1,8 +1,8 @@
 """End to end on the real test cluster: `esrun slurm submit` runs finish with the undisturbed local run's hash.
 
 Every job here is a short CartPole run (esrun_helpers.slurm.FAST). A run's params_sha256 is the SHA-256 of its final
-mean, so equality with the local run proves the job ran the same computation whatever the backend, and that a job stopped
-mid-run and requeued resumed from its checkpoint instead of starting over or drifting.
+mean, so equality with the local run proves the job ran the same computation whatever the backend, and that a job
+stopped mid-run and requeued resumed from its checkpoint instead of starting over or drifting.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from esrun_helpers.slurm import (
+    REQUEUE_DELAY_S,
     CARTPOLE,
     FAST,
     esrun,
@@ -98,14 +99,14 @@ def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 600)
 
 
 def _release_requeued(cluster, job: str, timeout: float = 300) -> None:
-    """Wait until the job is requeued (Restarts=1), then let it start 10 s later instead of SLURM's two minutes
-    (Reason=BeginTime). Not at once: slurmd refuses to launch a job it is still tearing down ("already killed")."""
+    """Wait until the job is requeued (Restarts=1), then let it start REQUEUE_DELAY_S later instead of SLURM's two
+    minutes (Reason=BeginTime)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         (fields,) = job_fields(cluster, job)
         if int(fields["Restarts"]) >= 1:
             if fields["JobState"] == "PENDING":
-                r = cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+10", check=False)
+                r = cluster.run("scontrol", "update", f"JobId={job}", f"StartTime=now+{REQUEUE_DELAY_S}", check=False)
                 assert r.returncode == 0, r.stderr
                 return
             if fields["JobState"] in ("RUNNING", "COMPLETED"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 from esrun_helpers.slurm import (
+    REQUEUE_DELAY_S,
     CARTPOLE,
     FAST,
     esrun,
@@ -48,7 +49,7 @@ def _rank_process(cluster, job: str, rank: int, run_dir: Path, timeout: float = 
 
 
 def _release_when_requeued(cluster, job: str, timeout: float = 300) -> float:
-    """Once the job is requeued and PENDING, let it start 10 s later instead of SLURM's two-minute hold.
+    """Once the job is requeued and PENDING, let it start REQUEUE_DELAY_S later instead of SLURM's two-minute hold.
     Returns the time at which SLURM showed the requeue."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,7 +60,7 @@ def _release_when_requeued(cluster, job: str, timeout: float = 300) -> float:
                 time.sleep(0.5)
                 fields = job_fields(cluster, job)
             if fields and fields[0]["JobState"] == "PENDING":
-                r = cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+10", check=False)
+                r = cluster.run("scontrol", "update", f"JobId={job}", f"StartTime=now+{REQUEUE_DELAY_S}", check=False)
                 assert r.returncode == 0, r.stderr
             return seen
         time.sleep(0.5)
