@@ -1,4 +1,4 @@
-"""ES strategies as init / ask / tell over immutable state; looked up by name with :func:`get_strategy`.
+"""ES strategies as init / member_params / tell over immutable state; looked up by name with :func:`get_strategy`.
 
 The native OpenAI-ES is imported eagerly; the evosax adapters are registered lazily (evosax is imported the
 first time one of them is built), which keeps about two seconds of imports off every other run's start-up.

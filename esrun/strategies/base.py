@@ -1,10 +1,11 @@
-"""The strategy interface: init / ask / tell over an immutable state pytree.
+"""The strategy interface: init / member_params / tell over an immutable state pytree.
 
 A strategy object holds only static, shape-fixing configuration (population size, number of parameters,
 hyperparameters); everything that changes lives in its state pytree, and no method mutates ``self``.
 
-The seed-sharing protocol (docs/design.md, "The seed protocol") needs one thing beyond ask/tell: any replica must be
-able to rebuild the parameters of any slice of the population from the state alone,
+``member_params`` is this interface's "ask". The seed-sharing protocol (docs/design.md, "The seed protocol") needs it
+in this form, not as a population matrix: any replica must be able to rebuild the parameters of any slice of the
+population from the state alone,
 
     member_params(state, members: [n] int32) -> [n, num_params]
 
@@ -27,8 +28,8 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {}
 """name -> factory(num_params, population, config) -> Strategy. Tests iterate this registry."""
 
 
-def register(name: str):
-    def wrap(factory):
+def register(name: str) -> Callable[[Callable[..., Strategy]], Callable[..., Strategy]]:
+    def wrap(factory: Callable[..., Strategy]) -> Callable[..., Strategy]:
         if name in STRATEGIES and not getattr(STRATEGIES[name], "lazy", False):
             raise ValueError(f"strategy {name!r} registered twice")
         STRATEGIES[name] = factory
@@ -52,7 +53,7 @@ def register_lazy(name: str, module: str) -> None:
             raise KeyError(f"{module} did not register strategy {name!r}")
         return real(*args, **kwargs)
 
-    factory.lazy = True
+    factory.lazy = True  # type: ignore[attr-defined]  # a marker on the placeholder function
     STRATEGIES.setdefault(name, factory)
 
 
@@ -80,12 +81,3 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     def mean(self, state: Any) -> jax.Array:
         """The current solution (search-distribution mean): ``[num_params]``."""
-
-    def ask(self, key: jax.Array, state: Any):
-        """The interface's ``ask`` (docs/design.md, "Interfaces"): a lazy view of the population (a function of
-        member indices) and the state.
-
-        ``key`` is accepted for interface compatibility; the generation's randomness comes from the state.
-        """
-        del key
-        return (lambda members: self.member_params(state, members)), state

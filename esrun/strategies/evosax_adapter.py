@@ -204,13 +204,14 @@ class EvosaxStrategy(Strategy):
             raise ValueError(f"x0 has shape {x0.shape}, expected ({self.num_params},)")
         key = jnp.asarray(key, jnp.uint32)
         es_state = self._family.init(self, key, x0)
-        return EvosaxState(key, jnp.zeros((), jnp.int32), _strong(es_state), _strong(self.params))
+        return EvosaxState(key=key, generation=jnp.zeros((), jnp.int32), es_state=_strong(es_state),
+                           es_params=_strong(self.params))
 
     def _keys(self, state: EvosaxState):
         gen_key = jax.random.fold_in(state.key, state.generation)
         return jax.random.fold_in(gen_key, 0), jax.random.fold_in(gen_key, 1)
 
-    def population_matrix(self, state: EvosaxState):
+    def population_matrix(self, state: EvosaxState) -> tuple[jax.Array, Any]:
         """The whole generation ``X_g: [population, P]`` and the post-ask evosax state, rebuilt from the state."""
         ask_key, _ = self._keys(state)
         return self._family.ask(self, ask_key, state)
@@ -223,7 +224,7 @@ class EvosaxStrategy(Strategy):
     def mean(self, state: EvosaxState) -> jax.Array:
         return self._family.mean(self, state.es_state)
 
-    def tell(self, state: EvosaxState, fitness: jax.Array):
+    def tell(self, state: EvosaxState, fitness: jax.Array) -> tuple[EvosaxState, dict[str, jax.Array]]:
         fitness = jnp.asarray(fitness, jnp.float32)
         if fitness.shape != (self.population,):
             raise ValueError(f"fitness has shape {fitness.shape}, expected ({self.population},)")
@@ -231,7 +232,7 @@ class EvosaxStrategy(Strategy):
         _, tell_key = self._keys(state)
         # The one sign flip: esrun maximizes fitness, evosax minimizes.
         es_state = self._family.tell(self, tell_key, population, -fitness, asked, state)
-        new = EvosaxState(state.key, state.generation + 1, es_state, state.es_params)
+        new = state._replace(generation=state.generation + 1, es_state=es_state)
         mean = self.mean(new)
         metrics = {
             "step_norm": jnp.linalg.norm(mean - self.mean(state)),

@@ -22,7 +22,7 @@ import dataclasses
 import difflib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +42,9 @@ from esrun.strategies.evosax_adapter import (
     _optimizer,
     _solution,
 )
+
+if TYPE_CHECKING:
+    from esrun.config.schema import StrategyConfig
 
 PREFIX = "evosax/"
 
@@ -85,7 +88,8 @@ def names() -> list[str]:
 def _ctor_options(cls: type) -> dict[str, Any]:
     """Constructor arguments that are options -> their default (``inspect.Parameter.empty`` if required)."""
     out = {}
-    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+    # cls.__init__ (not cls): its signature with self, as evosax declares it  (mypy: fine on a class object)
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:  # type: ignore[misc]
         if p.name in _FIXED_CTOR or p.name in _MAPPED_CTOR:
             continue
         plain = isinstance(p.default, (bool, int, float, str, dict))
@@ -100,7 +104,7 @@ def _param_options(params) -> dict[str, Any]:
             if f.name != "params" and jnp.ndim(getattr(params, f.name)) == 0}
 
 
-def accepted_options(cls: type, params) -> list[str]:
+def accepted_options(cls: type, params: Any) -> list[str]:
     return sorted({*_ctor_options(cls), *_param_options(params)})
 
 
@@ -132,7 +136,8 @@ def _check_ctor_value(label: str, key: str, value: Any, default: Any) -> Any:
     return float(value) if isinstance(default, float) else value
 
 
-def split_options(label: str, cls: type, params, options: dict[str, Any], ctor: bool = True):
+def split_options(label: str, cls: type, params: Any, options: dict[str, Any], ctor: bool = True
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate ``options`` against ``cls``; returns (constructor kwargs, params replacements)."""
     ctor_opts = _ctor_options(cls) if ctor else {}
     param_opts = _param_options(params)
@@ -163,7 +168,7 @@ def _sigma_schedule(cfg) -> Callable:
 
 
 def _mapped_kwargs(cls: type, num_params: int, cfg) -> dict[str, Any]:
-    takes = inspect.signature(cls.__init__).parameters
+    takes = inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # a class object, not an instance
     sigma = cfg.sigma
     mapped = {
         "optimizer": lambda: _optimizer(cfg),
@@ -187,7 +192,7 @@ def _check_size(label: str, strategy: EvosaxStrategy) -> None:
                         "further)")
 
 
-def build(key: str, num_params: int, population: int, cfg) -> EvosaxStrategy:
+def build(key: str, num_params: int, population: int, cfg: StrategyConfig) -> EvosaxStrategy:
     """The EvosaxStrategy of evosax registry entry ``key`` for ``num_params`` parameters and ``population``."""
     label = PREFIX + key
     if key in REFUSED:

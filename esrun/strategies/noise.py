@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
 def _index_key(key: jax.Array, generation: jax.Array, index: jax.Array) -> jax.Array:
@@ -52,7 +53,8 @@ class CounterNoise(NamedTuple):
         """``indices: [n]`` -> ``[n, num_params]`` float32."""
         return jax.vmap(lambda k: jax.random.normal(_index_key(key, generation, k), (num_params,)))(indices)
 
-    def weighted_sum(self, key, generation, weights: jax.Array, num_params: int, chunk: int) -> jax.Array:
+    def weighted_sum(self, key: jax.Array, generation: jax.Array, weights: jax.Array, num_params: int,
+                     chunk: int) -> jax.Array:
         """sum_k weights_k eps_k: a scan over blocks of ``chunk`` indices, each ``[chunk] @ [chunk, P]``."""
         w, idx = _blocks(weights, chunk)
 
@@ -81,7 +83,8 @@ class TableNoise(NamedTuple):
         offs = self.offsets(key, generation, indices, num_params)
         return jax.vmap(lambda o: jax.lax.dynamic_slice(self.table, (o,), (num_params,)))(offs)
 
-    def weighted_sum(self, key, generation, weights: jax.Array, num_params: int, chunk: int) -> jax.Array:
+    def weighted_sum(self, key: jax.Array, generation: jax.Array, weights: jax.Array, num_params: int,
+                     chunk: int) -> jax.Array:
         """sum_k weights_k table[o_k : o_k + P]: per scan step ``acc + sum_j w_j slice_j`` over
         ``TABLE_SLICES_PER_STEP`` slices, which XLA fuses into one pass (no ``[chunk, P]`` gather buffer).
         ``chunk`` (the counter mode's block) is not needed: memory is O(P) for any block."""
@@ -112,7 +115,8 @@ NoiseSource = CounterNoise | TableNoise
 COUNTER = CounterNoise()
 
 
-def noise_rows(source: NoiseSource, key: jax.Array, generation, indices: jax.Array, num_params: int) -> jax.Array:
+def noise_rows(source: NoiseSource, key: jax.Array, generation: ArrayLike, indices: jax.Array,
+               num_params: int) -> jax.Array:
     """eps of ``indices: [n]`` (pairs or members) in generation ``generation``: ``[n, num_params]`` float32.
 
     The one noise function of the protocol (OpenAI-ES, ARS, the estimators' ES): any process with the same
@@ -124,7 +128,7 @@ def noise_rows(source: NoiseSource, key: jax.Array, generation, indices: jax.Arr
     return source.rows(key, jnp.asarray(generation, jnp.int32), indices, num_params)
 
 
-def weighted_noise_sum(source: NoiseSource, key: jax.Array, generation, weights: jax.Array, num_params: int,
+def weighted_noise_sum(source: NoiseSource, key: jax.Array, generation: ArrayLike, weights: jax.Array, num_params: int,
                        chunk: int) -> jax.Array:
     """sum_k weights_k eps_k over k = 0 .. K-1 (``weights: [K]``): ``[num_params]`` float32.
 

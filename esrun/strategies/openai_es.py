@@ -18,7 +18,7 @@ accumulates ``w_chunk @ eps_chunk``, so its peak memory is O(tell_chunk x P), ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,9 @@ from esrun.strategies.base import Strategy, register
 from esrun.strategies.noise import COUNTER, NoiseSource, noise_rows, weighted_noise_sum
 from esrun.strategies.optimizer import make_optimizer
 from esrun.strategies.shaping import SHAPING
+
+if TYPE_CHECKING:
+    from esrun.config.schema import StrategyConfig
 
 
 class OpenESState(NamedTuple):
@@ -115,7 +118,8 @@ class OpenAIES(Strategy):
         acc = weighted_noise_sum(noise, state.key, state.generation, w, self.num_params, self.tell_chunk)
         return acc / (self.population * state.sigma)
 
-    def tell(self, state: OpenESState, fitness: jax.Array, noise: NoiseSource = COUNTER):
+    def tell(self, state: OpenESState, fitness: jax.Array, noise: NoiseSource = COUNTER
+             ) -> tuple[OpenESState, dict[str, jax.Array]]:
         """``fitness: [population]`` -> (next state, metrics); ``noise`` must be the source the members used."""
         grad = self.gradient(state, fitness, noise)
         ascent = grad - self.weight_decay * state.mean
@@ -127,12 +131,12 @@ class OpenAIES(Strategy):
             "update_ratio": jnp.linalg.norm(updates) / (jnp.linalg.norm(state.mean) + 1e-12),
             "sigma": state.sigma,
         }
-        new = OpenESState(state.key, state.generation + 1, mean, sigma, opt_state)
+        new = state._replace(generation=state.generation + 1, mean=mean, sigma=sigma, opt_state=opt_state)
         return new, metrics
 
 
 @register("openai_es")
-def make_openai_es(num_params: int, population: int, cfg) -> OpenAIES:
+def make_openai_es(num_params: int, population: int, cfg: StrategyConfig) -> OpenAIES:
     return OpenAIES(
         num_params=num_params,
         population=population,
