@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
 from esrun.estimators.distributions import Bernoulli
 
 
@@ -34,7 +34,7 @@ def _check_bernoulli(dist) -> None:
 
 
 @register("arm", supports=("bernoulli",), unbiased=True, needs_grad_f=False)
-def arm(key: jax.Array, f, dist: Bernoulli, num_samples: int) -> Estimate:
+def arm(key: jax.Array, f: Objective, dist: Bernoulli, num_samples: int) -> Estimate:
     """ARM estimator of ``grad_logits E_{b ~ Bernoulli(sigmoid(logits))}[f(b)]`` (Yin and Zhou, 2019).
 
     Equation (one pair, ``u ~ U(0,1)^S``)::
@@ -62,7 +62,7 @@ def arm(key: jax.Array, f, dist: Bernoulli, num_samples: int) -> Estimate:
 
 
 @register("disarm", supports=("bernoulli",), unbiased=True, needs_grad_f=False)
-def disarm(key: jax.Array, f, dist: Bernoulli, num_samples: int) -> Estimate:
+def disarm(key: jax.Array, f: Objective, dist: Bernoulli, num_samples: int) -> Estimate:
     """DisARM estimator of ``grad_logits E_{b ~ Bernoulli(sigmoid(logits))}[f(b)]`` (Dong et al., 2020).
 
     Equation (one antithetic pair ``b = 1[u < sigma(phi)]``, ``b~ = 1[1 - u < sigma(phi)]``)::

@@ -25,8 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+
 REGISTRY: dict[str, Callable[..., Any]] = {}
 """name -> estimator. Tests iterate this dict, so a registered estimator is tested by default."""
+
+Objective = Callable[[jax.Array], jax.Array]
+"""``f``: one sample (shaped like a sample of ``dist``, no batch axis) -> a scalar ``[]``."""
 
 LAYERS: dict[str, Callable[..., Any]] = {}
 """name -> layer-style estimator (custom VJPs used inside a model: straight-through, Gumbel, I-MLE, ...)."""
@@ -55,7 +60,7 @@ def register(
     needs_grad_f: bool = False,
     example_options: Callable[[Any], dict[str, Any]] | None = None,
     table: dict[str, Callable[..., Any]] | None = None,
-):
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator adding an estimator to ``REGISTRY`` (or ``table``) under ``name``, with its metadata.
 
     Args:
@@ -70,7 +75,7 @@ def register(
     """
     target = REGISTRY if table is None else table
 
-    def wrap(fn):
+    def wrap(fn: Any) -> Any:
         if name in target:
             raise ValueError(f"estimator {name!r} registered twice")
         fn.meta = {

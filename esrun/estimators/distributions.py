@@ -101,3 +101,6 @@ class Poisson(NamedTuple):
 
 
 DISTRIBUTIONS = {"gaussian": Gaussian, "bernoulli": Bernoulli, "categorical": Categorical, "poisson": Poisson}
+
+Distribution = Gaussian | Bernoulli | Categorical | Poisson
+"""Any of the distribution pytrees above (what ``dist`` is in the estimator signature)."""

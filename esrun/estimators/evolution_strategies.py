@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
 from esrun.estimators.distributions import Gaussian
 from esrun.strategies.noise import NoiseSource, noise_rows
 
@@ -41,9 +42,9 @@ FORMS: dict[str, Callable] = {"standardized": _standardized, "scaled": _scaled}
 
 def evolution_strategies(
     key: jax.Array,
-    f,
+    f: Objective,
     mean: jax.Array,
-    sigma,
+    sigma: ArrayLike,
     num_samples: int,
     antithetic: bool = True,
     form: str = "standardized",
@@ -90,7 +91,7 @@ def evolution_strategies(
 
 
 @register("evolution_strategies", supports=("gaussian",), unbiased=True)
-def evolution_strategies_dist(key: jax.Array, f, dist: Gaussian, num_samples: int, antithetic: bool = True,
+def evolution_strategies_dist(key: jax.Array, f: Objective, dist: Gaussian, num_samples: int, antithetic: bool = True,
                               noise: NoiseSource | None = None) -> Estimate:
     """Registry form of :func:`evolution_strategies` with the common (key, f, dist, n) signature.
 

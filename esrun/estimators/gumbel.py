@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from esrun.estimators.base import LAYERS, register
 
@@ -53,7 +54,8 @@ def _safe_temperature(temperature, dtype):
 
 
 @register("gumbel_softmax", table=LAYERS, unbiased=False, needs_grad_f=True)
-def gumbel_softmax(key: jax.Array, logits: jax.Array, temperature, hard: bool = False, u=None) -> jax.Array:
+def gumbel_softmax(key: jax.Array, logits: jax.Array, temperature: ArrayLike, hard: bool = False,
+                   u: jax.Array | None = None) -> jax.Array:
     """A Gumbel-softmax (concrete) sample ``y: [*B, K]`` of ``Categorical(softmax(logits))``.
 
     Equation: ``y = softmax((logits + g) / tau)``, ``g = -log(-log u)``, ``u ~ U(0,1)^{[*B, K]}``.
@@ -81,7 +83,8 @@ def gumbel_softmax(key: jax.Array, logits: jax.Array, temperature, hard: bool = 
 
 
 @register("gumbel_sigmoid", table=LAYERS, unbiased=False, needs_grad_f=True)
-def gumbel_sigmoid(key: jax.Array, logits: jax.Array, temperature, hard: bool = False, u=None) -> jax.Array:
+def gumbel_sigmoid(key: jax.Array, logits: jax.Array, temperature: ArrayLike, hard: bool = False,
+                   u: jax.Array | None = None) -> jax.Array:
     """A binary-concrete (Gumbel-sigmoid) sample ``y: [*B]`` of ``Bernoulli(sigmoid(logits))``.
 
     Equation: ``y = sigmoid((a + lambda) / tau)``, ``lambda = log u - log(1 - u)``, ``u ~ U(0,1)^{[*B]}``.

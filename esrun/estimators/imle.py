@@ -157,7 +157,7 @@ def aimle(map_solver: Callable, num_samples: int = 1, target_norm: float = 1.0, 
     layer = _make_layer(map_solver, num_samples, centered, scale_by_lambda)
 
     def init():
-        return AimleState(jnp.asarray(lam_init, jnp.float32), jnp.asarray(target_norm, jnp.float32))
+        return AimleState(lam=jnp.asarray(lam_init, jnp.float32), norm_ema=jnp.asarray(target_norm, jnp.float32))
 
     def apply(theta, key, state):
         eps = _perturbations(key, theta, num_samples, noise, noise_k, noise_temperature, sog_steps)
@@ -167,6 +167,6 @@ def aimle(map_solver: Callable, num_samples: int = 1, target_norm: float = 1.0, 
         measured = state_grad.lam
         norm_ema = ema * state.norm_ema + (1.0 - ema) * measured
         lam = jnp.maximum(lam_min, state.lam + lam_lr * (target_norm - norm_ema))
-        return AimleState(lam, norm_ema)
+        return AimleState(lam=lam, norm_ema=norm_ema)
 
     return Aimle(init, jax.jit(apply), update)

@@ -9,10 +9,13 @@ which is unbiased because b_k does not depend on x_k (Mnih and Rezende, 2016; Ah
 """
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
+from esrun.estimators.distributions import Distribution
 
 
 def leave_one_out_mean(values: jax.Array) -> jax.Array:
@@ -29,14 +32,14 @@ def leave_one_out_mean(values: jax.Array) -> jax.Array:
     return (jnp.sum(values, axis=0, keepdims=True) - values) / (k - 1)
 
 
-def score_terms(f, dist, xs: jax.Array):
+def score_terms(f: Objective, dist: Distribution, xs: jax.Array) -> tuple[jax.Array, Distribution]:
     """f(x_k) [K] and the scores grad_params log p(x_k) (dist-shaped pytree, leading [K])."""
     fx = jax.vmap(f)(xs)
     scores = jax.vmap(jax.grad(lambda d, x: d.log_prob(x)), in_axes=(None, 0))(dist, xs)
     return fx, scores
 
 
-def weight_scores(weights: jax.Array, scores):
+def weight_scores(weights: jax.Array, scores: Any) -> Any:
     """weights [K] (or [K, *leaf] per leaf) times each score leaf [K, *leaf]."""
 
     def one(s):
@@ -51,7 +54,7 @@ def weight_scores(weights: jax.Array, scores):
     supports=("gaussian", "bernoulli", "categorical", "poisson"),
     unbiased=True,
 )
-def leave_one_out(key: jax.Array, f, dist, num_samples: int) -> Estimate:
+def leave_one_out(key: jax.Array, f: Objective, dist: Distribution, num_samples: int) -> Estimate:
     """RLOO: grad_hat = 1/K sum_k (f(x_k) - b_k) grad log p(x_k), b_k = mean_{j != k} f(x_j).
 
     Args:

@@ -24,12 +24,14 @@ variances (1.093, 8) coupled).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from esrun.estimators.base import Estimate, register
-from esrun.estimators.distributions import Bernoulli, Gaussian, Poisson
+from esrun.estimators.base import Estimate, Objective, register
+from esrun.estimators.distributions import Bernoulli, Distribution, Gaussian, Poisson
 
 
 def _replace_each(f, shape, base: jax.Array, values: jax.Array) -> jax.Array:
@@ -103,12 +105,13 @@ def _bernoulli(key, f, dist: Bernoulli, n: int, coupled: bool):
     return Bernoulli(g.reshape(n, *shape)), 2 * n * d
 
 
-RULES = {Gaussian: _gaussian, Poisson: _poisson, Bernoulli: _bernoulli}
+RULES: dict[type, Callable[..., tuple[Any, int]]] = {Gaussian: _gaussian, Poisson: _poisson, Bernoulli: _bernoulli}
 """distribution type -> (key, f, dist, n, coupled) -> (per_sample pytree [n, ...], num_evals)."""
 
 
 @register("measure_valued", supports=("gaussian", "poisson", "bernoulli"), unbiased=True)
-def measure_valued(key: jax.Array, f, dist, num_samples: int, coupled: bool = True) -> Estimate:
+def measure_valued(key: jax.Array, f: Objective, dist: Distribution, num_samples: int, coupled: bool = True
+                   ) -> Estimate:
     """Weak-derivative estimator: grad_i = c_i (f(x^{+,i}) - f(x^{-,i})) averaged over n samples.
 
     Args:

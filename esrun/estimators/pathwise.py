@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import jax
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
 from esrun.estimators.distributions import Gaussian
 
 
 @register("pathwise", supports=("gaussian",), unbiased=True, needs_grad_f=True)
-def pathwise(key: jax.Array, f, dist: Gaussian, num_samples: int) -> Estimate:
+def pathwise(key: jax.Array, f: Objective, dist: Gaussian, num_samples: int) -> Estimate:
     """Reparameterization: grad_hat = 1/n sum_k grad_(mean, log_std) f(mean + exp(log_std) * eps_k).
 
     Args:

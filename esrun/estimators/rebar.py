@@ -21,16 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
 from esrun.estimators.distributions import Bernoulli
 
 
-def relaxed_bernoulli_pair(phi: jax.Array, u: jax.Array, v: jax.Array):
+def relaxed_bernoulli_pair(phi: jax.Array, u: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The REBAR / RELAX reparameterized samples for logits ``phi: [*S]`` and uniforms ``u, v: [*S]``.
 
     Returns ``(b, z, z_tilde)``, all ``[*S]``: ``b = 1[z > 0]`` (no gradient), ``z = phi + logit(u)`` and the
@@ -53,7 +54,8 @@ def relaxed_bernoulli_pair(phi: jax.Array, u: jax.Array, v: jax.Array):
 
 
 @partial(jax.jit, static_argnums=(1, 3, 4))
-def relaxed_per_sample(key, f, phi, num_samples, cv_apply, cv_params):
+def relaxed_per_sample(key: jax.Array, f: Objective, phi: jax.Array, num_samples: int,
+                       cv_apply: Callable[[Any, jax.Array], jax.Array], cv_params: Any) -> jax.Array:
     """Per-sample REBAR/RELAX estimates ``[n, *S]`` for a control variate ``c(z) = cv_apply(cv_params, z)``.
 
     ``g = [f(b) - c(z~)] (b - sigmoid(phi)) + grad_phi c(z(phi)) - grad_phi c(z~(phi))``; differentiable in
@@ -97,7 +99,8 @@ def _rebar_per_sample(key, f, phi, num_samples, eta, log_temperature):
 
 
 @register("rebar", supports=("bernoulli",), unbiased=True, needs_grad_f=True)
-def rebar(key: jax.Array, f, dist: Bernoulli, num_samples: int, eta=1.0, temperature=0.5) -> Estimate:
+def rebar(key: jax.Array, f: Objective, dist: Bernoulli, num_samples: int, eta: ArrayLike = 1.0,
+          temperature: ArrayLike = 0.5) -> Estimate:
     """REBAR estimator of ``grad_logits E_{b ~ Bernoulli(sigmoid(logits))}[f(b)]`` (Tucker et al., 2017).
 
     Equation (per sample; notation in the module docstring)::
@@ -122,7 +125,8 @@ def rebar(key: jax.Array, f, dist: Bernoulli, num_samples: int, eta=1.0, tempera
     return Estimate(Bernoulli(per.mean(0)), Bernoulli(per), 3 * num_samples)
 
 
-def rebar_with_variance_grad(key, f, dist: Bernoulli, num_samples: int, eta, log_temperature):
+def rebar_with_variance_grad(key: jax.Array, f: Objective, dist: Bernoulli, num_samples: int, eta: ArrayLike,
+                             log_temperature: ArrayLike) -> tuple[Estimate, tuple[jax.Array, jax.Array]]:
     """REBAR plus the gradient of its single-sample variance w.r.t. ``(eta, log_temperature)``.
 
     The variance of a single-sample estimate is ``E||g||^2 - ||grad J||^2`` and the second term does not depend

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
 from esrun.estimators.distributions import Bernoulli
 from esrun.estimators.rebar import relaxed_per_sample
 
@@ -64,7 +64,8 @@ def mlp_control_variate(hidden: Sequence[int] = (16,)) -> ControlVariate:
     return ControlVariate(init, apply, 0)
 
 
-def rebar_mlp_control_variate(f, hidden: Sequence[int] = (8,), eta=1.0, temperature=0.5) -> ControlVariate:
+def rebar_mlp_control_variate(f: Objective, hidden: Sequence[int] = (8,), eta: float = 1.0,
+                              temperature: float = 0.5) -> ControlVariate:
     """``c(z) = eta f(sigmoid(z / lambda)) + MLP(z)``, params ``{"eta", "log_temperature", "mlp"}``; ``f_evals = 1``.
 
     REBAR's control variate plus a learned residual, as in the discrete experiments of Grathwohl et al. (2018).
@@ -94,8 +95,9 @@ def _example_options(dist):
 
 
 @register("relax", supports=("bernoulli",), unbiased=True, needs_grad_f=False, example_options=_example_options)
-def relax(key: jax.Array, f, dist: Bernoulli, num_samples: int, control_variate, cv_params,
-          return_cv_grad: bool = False):
+def relax(key: jax.Array, f: Objective, dist: Bernoulli, num_samples: int,
+          control_variate: ControlVariate | Callable[[Any, jax.Array], jax.Array], cv_params: Any,
+          return_cv_grad: bool = False) -> Estimate | tuple[Estimate, Any]:
     """RELAX estimator of ``grad_logits E_{b ~ Bernoulli(sigmoid(logits))}[f(b)]`` (Grathwohl et al., 2018).
 
     Equation (per sample)::

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from esrun.estimators.base import Estimate, register
+from esrun.estimators.base import Estimate, Objective, register
+from esrun.estimators.distributions import Distribution
 from esrun.estimators.leave_one_out import leave_one_out_mean, score_terms, weight_scores
 
 
@@ -58,7 +59,8 @@ def _example_options(dist):
     unbiased=True,
     example_options=_example_options,
 )
-def score_function(key: jax.Array, f, dist, num_samples: int, baseline=None) -> Estimate:
+def score_function(key: jax.Array, f: Objective, dist: Distribution, num_samples: int,
+                   baseline: str | float | None = None) -> Estimate:
     """REINFORCE: grad_hat = 1/n sum_k (f(x_k) - b_k) grad_params log p(x_k), x_k ~ dist.
 
     Args:

@@ -13,6 +13,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 
 def top_k(scores: jax.Array, k: int) -> jax.Array:
@@ -110,8 +111,8 @@ def _milp_host(c, a_ub, b_ub, a_eq, b_eq, lb, ub, integrality):
     return np.asarray(res.x, np.float32)
 
 
-def ilp(c: jax.Array, A_ub: jax.Array, b_ub: jax.Array, A_eq=None, b_eq=None, lb=0.0, ub=1.0,
-        integrality=1) -> jax.Array:
+def ilp(c: jax.Array, A_ub: jax.Array, b_ub: jax.Array, A_eq: jax.Array | None = None, b_eq: jax.Array | None = None,
+        lb: ArrayLike = 0.0, ub: ArrayLike = 1.0, integrality: ArrayLike = 1) -> jax.Array:
     """``argmin_x c^T x`` s.t. ``A_ub x <= b_ub``, ``A_eq x = b_eq``, ``lb <= x <= ub``, integrality (HiGHS MILP).
 
     Solved on the host by ``scipy.optimize.milp`` through ``jax.pure_callback`` (jit-able; under ``vmap`` the
