@@ -1,7 +1,7 @@
 """Action specifications and the heads that turn network outputs into actions."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +26,7 @@ class ActionSpec(NamedTuple):
         return self.n if self.kind == "discrete" else self.dim
 
     @classmethod
-    def from_gym_space(cls, space) -> ActionSpec:
+    def from_gym_space(cls, space: Any) -> ActionSpec:
         import gymnasium as gym
 
         if isinstance(space, gym.spaces.Discrete):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,9 @@ import numpy as np
 
 from esrun.errors import ConfigError
 from esrun.policies.heads import HEADS, ActionSpec
+
+if TYPE_CHECKING:
+    from esrun.config.schema import PolicyConfig
 
 ACTIVATIONS: dict[str, Callable] = {
     "tanh": jnp.tanh,
@@ -93,7 +97,7 @@ def _linear(cfg, obs_dim: int, spec: ActionSpec) -> Policy:
 POLICIES: dict[str, Callable[..., Policy]] = {"mlp": _mlp, "linear": _linear}
 
 
-def build_policy(cfg, obs_dim: int, spec: ActionSpec) -> Policy:
+def build_policy(cfg: PolicyConfig, obs_dim: int, spec: ActionSpec) -> Policy:
     """Policy for ``cfg`` (a PolicyConfig: type, hidden, activation, head, init_scale)."""
     head = getattr(cfg, "head", "auto")
     if head != "auto" and head != spec.kind:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 # Import order is registration order (TASKS lists the task types in it).
 # isort: off
@@ -12,6 +13,9 @@ from esrun.tasks import brax_env as _brax_env  # noqa: F401  (registers "brax"; 
 from esrun.tasks.base import TASKS, ChunkResult, Task
 from esrun.tasks.mujoco_pool import make_mujoco_task
 from esrun.tasks.synthetic import OBJECTIVES
+
+if TYPE_CHECKING:
+    from esrun.config.schema import Config
 
 GYM_ENGINES = {"mujoco": make_mujoco_task}
 """``task.engine`` (other than gymnasium) -> task factory for the same Gymnasium env ids."""
@@ -43,7 +47,7 @@ def env_exists(task_type: str, env_id: str) -> tuple[bool, list[str]]:
     return env_id in gym.registry, known
 
 
-def build_task(cfg) -> Task:
+def build_task(cfg: Config) -> Task:
     """The task for a validated Config (policy built inside for environment tasks)."""
     engine = getattr(cfg.task, "engine", "gymnasium")
     factory = GYM_ENGINES[engine] if engine != "gymnasium" else TASKS[cfg.task.type]

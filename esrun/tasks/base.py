@@ -20,16 +20,21 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
+
+    from esrun.tasks.obs_norm import ObsStats
 
 TASKS: dict[str, Callable[..., Task]] = {}
 """type name (config ``task.type``) -> factory(task_config, policy_config) -> Task."""
 
 
-def register(name: str):
-    def wrap(factory):
+def register(name: str) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
+    def wrap(factory: Callable[..., Task]) -> Callable[..., Task]:
         if name in TASKS:
             raise ValueError(f"task type {name!r} registered twice")
         TASKS[name] = factory
@@ -52,14 +57,16 @@ class Task(abc.ABC):
     obs_dim: int | None = None  # set by tasks with observation normalization
 
     @abc.abstractmethod
-    def initial_params(self, key) -> np.ndarray:
+    def initial_params(self, key: jax.Array) -> np.ndarray:
         """Starting point x0: ``[num_params]`` float32."""
 
     @abc.abstractmethod
-    def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
+    def evaluate(self, params: jax.Array | np.ndarray, key: jax.Array,
+                 obs_stats: ObsStats | None = None) -> ChunkResult:
         """Fitness of the members whose parameters are ``params: [C, P]``."""
 
-    def evaluate_policy(self, params, key, episodes: int, obs_stats=None) -> np.ndarray:
+    def evaluate_policy(self, params: jax.Array | np.ndarray, key: jax.Array, episodes: int,
+                        obs_stats: ObsStats | None = None) -> np.ndarray:
         """Returns ``[episodes]`` of the single parameter vector ``params: [P]``."""
         raise NotImplementedError(f"{type(self).__name__} has no evaluation return")
 

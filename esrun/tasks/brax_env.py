@@ -32,7 +32,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +44,10 @@ from esrun.tasks.base import ChunkResult, Task, register
 from esrun.tasks.jax_env import episode_keys
 from esrun.tasks.obs_norm import ObsStats
 from esrun.tasks.sharding import constrain, member_sharding, place
+
+if TYPE_CHECKING:
+
+    from esrun.config.schema import BraxTaskConfig, PolicyConfig
 
 
 def _brax_envs():
@@ -68,7 +72,7 @@ def env_exists(env_name: str) -> tuple[bool, list[str]]:
 
 
 @cache
-def brax_env(env_name: str, backend: str):
+def brax_env(env_name: str, backend: str) -> Any:
     """One Brax env object per (name, pipeline) and process: it is a static argument of the jitted chunk program
     (hashed by identity), so tasks built from equal configs share one compiled program."""
     envs = _brax_envs()
@@ -137,6 +141,7 @@ class BraxTask(Task):
     """Fitness of policies on a Brax environment (continuous actions in [-1, 1])."""
 
     has_eval = True
+    obs_dim: int  # always set (observation normalization)
 
     def __init__(self, env_name: str, backend: str, policy_cfg: Any, episode_length: int = 1000,
                  action_repeat: int = 1, episodes_per_member: int = 1, obs_norm: bool = True):
@@ -168,23 +173,25 @@ class BraxTask(Task):
                           policy=self.policy, horizon=self.horizon, repeat=self.repeat, obs_norm=self.obs_norm,
                           episodes=episodes, sharding=sharding)
 
-    def initial_params(self, key) -> np.ndarray:
+    def initial_params(self, key: jax.Array) -> np.ndarray:
         return np.asarray(self.policy.init(key), np.float32)
 
-    def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
+    def evaluate(self, params: jax.Array | np.ndarray, key: jax.Array,
+                 obs_stats: ObsStats | None = None) -> ChunkResult:
         params = np.asarray(params, np.float32)
         returns, steps, stats = self._run(params, key, self.episodes, obs_stats, member_sharding(params.shape[0]))
         fitness = np.asarray(returns, np.float64).mean(axis=1)
         delta = _merge_episode_stats(*stats) if self.obs_norm else None
         return ChunkResult(fitness, np.asarray(steps, np.int64).sum(axis=1), delta)
 
-    def evaluate_policy(self, params, key, episodes: int, obs_stats=None) -> np.ndarray:
+    def evaluate_policy(self, params: jax.Array | np.ndarray, key: jax.Array, episodes: int,
+                        obs_stats: ObsStats | None = None) -> np.ndarray:
         """``[episodes]`` float64 returns of ``params: [P]`` (episode e from ``fold_in(fold_in(key, 0), e)``)."""
         returns, _, _ = self._run(np.asarray(params, np.float32)[None], key, int(episodes), obs_stats)
         return np.asarray(returns[0], np.float64)
 
 
 @register("brax")
-def make_brax_task(task_cfg, policy_cfg) -> BraxTask:
+def make_brax_task(task_cfg: BraxTaskConfig, policy_cfg: PolicyConfig) -> BraxTask:
     return BraxTask(task_cfg.env_name, task_cfg.backend, policy_cfg, task_cfg.episode_length,
                     task_cfg.action_repeat, task_cfg.episodes_per_member, task_cfg.obs_norm)

@@ -13,7 +13,7 @@ reproduces the same episodes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -54,7 +54,7 @@ class FailureGuard(gym.Wrapper):
                 seed = (self._seed * 1_000_003 + self._rebuilds) % 2**32
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict]:
         try:
             obs, reward, terminated, truncated, info = self.env.step(action)
         except Exception as exc:  # noqa: BLE001 - any failure of user environment code fails this episode only

@@ -67,7 +67,7 @@ class EstimatorProblem:
     extra: dict = field(default_factory=dict)
 
 
-def build_problem(task_cfg) -> EstimatorProblem:
+def build_problem(task_cfg: Any) -> EstimatorProblem:
     """The problem a compare config's ``task`` section describes (``task_cfg.type`` names its builder)."""
     return PROBLEMS[task_cfg.type](task_cfg)
 
@@ -89,7 +89,7 @@ def _rastrigin_grad(m, s):
 
 
 @register("synthetic")
-def gaussian_task(cfg) -> EstimatorProblem:
+def gaussian_task(cfg: Any) -> EstimatorProblem:
     d, sigma = cfg.dim, cfg.sigma
     a = jnp.asarray(np.logspace(0.0, math.log10(cfg.condition), d), jnp.float32)
     from esrun.tasks.synthetic import rastrigin, rosenbrock, sphere
@@ -166,7 +166,7 @@ def _binary_states(d):
 
 
 @register("bernoulli_toy")
-def bernoulli_toy(cfg) -> EstimatorProblem:
+def bernoulli_toy(cfg: Any) -> EstimatorProblem:
     t = cfg.target
 
     def f(b):
@@ -177,7 +177,7 @@ def bernoulli_toy(cfg) -> EstimatorProblem:
 
 
 @register("binary")
-def binary(cfg) -> EstimatorProblem:
+def binary(cfg: Any) -> EstimatorProblem:
     d = cfg.dim
     kq, kc = jax.random.split(jax.random.PRNGKey(cfg.instance))
     q = jax.random.normal(kq, (d, d)) / math.sqrt(d)
@@ -192,7 +192,7 @@ def binary(cfg) -> EstimatorProblem:
 
 
 @register("categorical")
-def categorical(cfg) -> EstimatorProblem:
+def categorical(cfg: Any) -> EstimatorProblem:
     v, k = cfg.num_vars, cfg.num_classes
     kc, kw = jax.random.split(jax.random.PRNGKey(cfg.instance))
     c = jax.random.normal(kc, (v, k))
@@ -211,7 +211,7 @@ def categorical(cfg) -> EstimatorProblem:
 
 
 @register("topk")
-def topk(cfg) -> EstimatorProblem:
+def topk(cfg: Any) -> EstimatorProblem:
     n, k = cfg.n, cfg.k
     w = jax.random.normal(jax.random.PRNGKey(cfg.instance), (n,))
     eval_noise = jax.random.gumbel(jax.random.PRNGKey(777), (2048, n))

@@ -13,6 +13,8 @@ which worker evaluated the chunk. Native vector environments are used where Gymn
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -24,19 +26,24 @@ from esrun.tasks.base import ChunkResult, Task, register
 from esrun.tasks.env_guard import FailureGuard, FailureHook, describe
 from esrun.tasks.obs_norm import ObsStats
 
+if TYPE_CHECKING:
+    from jax.typing import ArrayLike
 
-def seed_from_key(key) -> int:
+    from esrun.config.schema import GymTaskConfig, PolicyConfig
+
+
+def seed_from_key(key: ArrayLike) -> int:
     """A 32-bit integer seed for Gymnasium from a JAX key (or any int sequence)."""
     words = np.asarray(jax.random.key_data(key) if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key)
                        else key).ravel().tolist()
     return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
 
 
-def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None, render_mode=None,
-                    on_failure: FailureHook | None = None):
+def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None, render_mode: str | None = None,
+                    on_failure: FailureHook | None = None) -> gym.vector.VectorEnv:
     """Native vector env where Gymnasium has one, else a same-step-autoreset ``SyncVectorEnv`` whose slots are
     each wrapped in a :class:`FailureGuard` (a raising or NaN-emitting slot fails one episode and is rebuilt)."""
-    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    kwargs: dict[str, Any] = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     if gym.spec(env_id).vector_entry_point is not None and render_mode is None:
@@ -50,9 +57,11 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None, r
 
 class GymTask(Task):
     has_eval = True
+    obs_dim: int  # always set (used by observation normalization)
 
-    def __init__(self, env_id: str, policy_cfg, episodes_per_member: int = 1, max_episode_steps: int | None = None,
-                 obs_norm: bool = False, vector_width: int | None = None, obs_clip: float | None = 5.0):
+    def __init__(self, env_id: str, policy_cfg: PolicyConfig, episodes_per_member: int = 1,
+                 max_episode_steps: int | None = None, obs_norm: bool = False, vector_width: int | None = None,
+                 obs_clip: float | None = 5.0):
         self.env_id = env_id
         self.obs_clip = obs_clip  # with obs_norm: clip normalized inputs to [-obs_clip, obs_clip]; None: no clip
         self.episodes = episodes_per_member
@@ -60,7 +69,9 @@ class GymTask(Task):
         self.obs_norm = obs_norm
         self.vector_width = vector_width
         probe = gym.make(env_id)
-        self.obs_dim = int(np.prod(probe.observation_space.shape))
+        shape = probe.observation_space.shape
+        assert shape is not None  # Box / Discrete observation spaces have a shape
+        self.obs_dim = int(np.prod(shape))
         self.spec = ActionSpec.from_gym_space(probe.action_space)
         probe.close()
         self.policy = build_policy(policy_cfg, self.obs_dim, self.spec)
@@ -82,7 +93,7 @@ class GymTask(Task):
             x = jnp.clip(x, -self.obs_clip, self.obs_clip)
         return jax.vmap(self.policy.apply)(params[slot_member], x)
 
-    def initial_params(self, key) -> np.ndarray:
+    def initial_params(self, key: jax.Array) -> np.ndarray:
         return np.asarray(self.policy.init(key), np.float32)
 
     def _env(self, width: int):
@@ -96,8 +107,9 @@ class GymTask(Task):
             return obs_stats.normalizer()
         return np.zeros(self.obs_dim, np.float32), np.ones(self.obs_dim, np.float32)
 
-    def run_jobs(self, params, job_member: np.ndarray, seed: int, obs_stats, width: int | None = None,
-                 collect_obs: bool = False):
+    def run_jobs(self, params: jax.Array | np.ndarray, job_member: np.ndarray, seed: int, obs_stats: ObsStats | None,
+                 width: int | None = None, collect_obs: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, ObsStats | None]:
         """Run one episode per entry of ``job_member`` (member index into ``params``) on ``width`` slots.
 
         Returns (returns [J] float64, steps [J] int64, ObsStats of the useful observations or None).
@@ -169,14 +181,16 @@ class GymTask(Task):
         self._record_failure(describe(exc))
         env = self._envs.pop(width, None)
         try:
-            env.close()
+            if env is not None:
+                env.close()
         except Exception:  # noqa: BLE001 - it is dropped anyway
             pass
         returns = returns.copy()
         returns[~finished] = np.nan
         return returns, steps, None
 
-    def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
+    def evaluate(self, params: jax.Array | np.ndarray, key: jax.Array,
+                 obs_stats: ObsStats | None = None) -> ChunkResult:
         c = params.shape[0]
         job_member = np.repeat(np.arange(c), self.episodes)
         width = self.vector_width or c * self.episodes
@@ -184,7 +198,8 @@ class GymTask(Task):
         fitness = ret.reshape(c, self.episodes).mean(1)
         return ChunkResult(fitness, steps.reshape(c, self.episodes).sum(1), delta)
 
-    def evaluate_policy(self, params, key, episodes: int, obs_stats=None) -> np.ndarray:
+    def evaluate_policy(self, params: jax.Array | np.ndarray, key: jax.Array, episodes: int,
+                        obs_stats: ObsStats | None = None) -> np.ndarray:
         ret, _, _ = self.run_jobs(np.asarray(params)[None], np.zeros(episodes, np.int64), seed_from_key(key),
                                   obs_stats, episodes)
         return ret
@@ -196,6 +211,6 @@ class GymTask(Task):
 
 
 @register("gym")
-def make_gym_task(task_cfg, policy_cfg) -> GymTask:
+def make_gym_task(task_cfg: GymTaskConfig, policy_cfg: PolicyConfig) -> GymTask:
     return GymTask(task_cfg.env_id, policy_cfg, task_cfg.episodes_per_member, task_cfg.max_episode_steps,
                    task_cfg.obs_norm, task_cfg.vector_width, getattr(task_cfg, "obs_clip", 5.0))

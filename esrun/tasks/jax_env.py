@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -46,8 +46,15 @@ from esrun.policies import ActionSpec, build_policy
 from esrun.tasks.base import ChunkResult, Task, register
 from esrun.tasks.sharding import constrain, member_sharding, place
 
+if TYPE_CHECKING:
 
-def policy_action_spec(env_spec) -> ActionSpec:
+    from envs import ActionSpec as EnvActionSpec
+    from envs import JaxEnv
+    from esrun.config.schema import JaxEnvTaskConfig, PolicyConfig
+    from esrun.tasks.obs_norm import ObsStats
+
+
+def policy_action_spec(env_spec: EnvActionSpec) -> ActionSpec:
     """The policy-side ``ActionSpec`` of an ``envs.ActionSpec``."""
     if env_spec.kind == "discrete":
         return ActionSpec(kind="discrete", n=env_spec.n)
@@ -102,7 +109,8 @@ LOOPS: dict[str, Callable] = {"scan": _scan_episode, "while": _while_episode}
 """time loop name -> episode(env, env_params, apply, horizon, params [P], key) -> (return [], steps [])."""
 
 
-def rollout(env, env_params, apply: Callable, horizon: int, loop: str, params: jax.Array, keys: jax.Array):
+def rollout(env: JaxEnv, env_params: Any, apply: Callable, horizon: int, loop: str, params: jax.Array,
+            keys: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns and useful steps of every episode: ``params [C, P], keys [C, E] -> ([C, E] float32, [C, E] int32)``."""
     if params.ndim != 2 or keys.shape[0] != params.shape[0]:
         raise ValueError(f"params must be [C, P] and keys [C, E, ...]; got {params.shape} and {keys.shape}")
@@ -148,23 +156,25 @@ class JaxEnvTask(Task):
                           policy=self.policy, horizon=self.horizon, loop=self.loop, episodes=episodes,
                           sharding=sharding)
 
-    def initial_params(self, key) -> np.ndarray:
+    def initial_params(self, key: jax.Array) -> np.ndarray:
         return np.asarray(self.policy.init(key), np.float32)
 
-    def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
+    def evaluate(self, params: jax.Array | np.ndarray, key: jax.Array,
+                 obs_stats: ObsStats | None = None) -> ChunkResult:
         params = np.asarray(params, np.float32)
         returns, steps = self._run(params, key, self.episodes, member_sharding(params.shape[0]))
         returns = np.asarray(returns, np.float64)
         return ChunkResult(returns.mean(axis=1), np.asarray(steps, np.int64).sum(axis=1), None)
 
-    def evaluate_policy(self, params, key, episodes: int, obs_stats=None) -> np.ndarray:
+    def evaluate_policy(self, params: jax.Array | np.ndarray, key: jax.Array, episodes: int,
+                        obs_stats: ObsStats | None = None) -> np.ndarray:
         """``[episodes]`` float64 returns of ``params: [P]`` (episode e from ``fold_in(fold_in(key, 0), e)``)."""
         returns, _ = self._run(jnp.asarray(params, jnp.float32)[None], key, int(episodes))
         return np.asarray(returns[0], np.float64)
 
 
 @register("jax_env")
-def make_jax_env_task(task_cfg, policy_cfg) -> JaxEnvTask:
+def make_jax_env_task(task_cfg: JaxEnvTaskConfig, policy_cfg: PolicyConfig) -> JaxEnvTask:
     env = JAX_ENVS[task_cfg.env_id]
     policy = build_policy(policy_cfg, env.observation_dim, policy_action_spec(env.action_spec))
     return JaxEnvTask(task_cfg.env_id, policy, task_cfg.episodes_per_member, task_cfg.max_episode_steps)

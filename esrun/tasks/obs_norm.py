@@ -11,13 +11,14 @@ workers; it equals (up to that fixed order) what one process computes over the s
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
 
 
 class ObsStats(NamedTuple):
-    count: float
+    count: float  # type: ignore[assignment]  # the field shadows tuple.count, as a NamedTuple field may
     mean: np.ndarray  # [obs_dim] float64
     m2: np.ndarray  # [obs_dim] float64
 
@@ -55,7 +56,9 @@ class ObsStats(NamedTuple):
         return self.mean.astype(np.float32), self.std.astype(np.float32)
 
 
-def merge_all(stats) -> ObsStats | None:
+def merge_all(stats: Iterable[ObsStats | None]) -> ObsStats | None:
+    """Merge in the given order (chunk order: the result is then bitwise the same however chunks were spread);
+    ``None`` entries are skipped, and all ``None`` gives ``None``."""
     out = None
     for s in stats:
         if s is None:

@@ -17,6 +17,7 @@ from functools import cache
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.typing import ArrayLike
 
 from esrun.errors import UserError
 
@@ -40,7 +41,7 @@ def member_sharding(members: int) -> NamedSharding | None:
     return _mesh_sharding(devices)
 
 
-def place(x, sharding: NamedSharding | None) -> jax.Array:
+def place(x: ArrayLike, sharding: NamedSharding | None) -> jax.Array:
     """``x [C, ...]`` on the devices of ``sharding`` (row blocks), or as a plain array when it is ``None``."""
     return jax.numpy.asarray(x) if sharding is None else jax.device_put(x, sharding)
 

@@ -8,26 +8,33 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from esrun.tasks.base import ChunkResult, Task, register
 
+if TYPE_CHECKING:
 
-def sphere(x):
+    from esrun.config.schema import PolicyConfig, SyntheticTaskConfig
+    from esrun.tasks.obs_norm import ObsStats
+
+
+def sphere(x: jax.Array) -> jax.Array:
     return jnp.sum(x**2)
 
 
-def rastrigin(x):
+def rastrigin(x: jax.Array) -> jax.Array:
     return 10.0 * x.shape[-1] + jnp.sum(x**2 - 10.0 * jnp.cos(2 * jnp.pi * x))
 
 
-def rosenbrock(x):
+def rosenbrock(x: jax.Array) -> jax.Array:
     return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
 
-def ackley(x):
+def ackley(x: jax.Array) -> jax.Array:
     return (
         -20.0 * jnp.exp(-0.2 * jnp.sqrt(jnp.mean(x**2)))
         - jnp.exp(jnp.mean(jnp.cos(2 * jnp.pi * x)))
@@ -36,7 +43,7 @@ def ackley(x):
     )
 
 
-def styblinski_tang(x):
+def styblinski_tang(x: jax.Array) -> jax.Array:
     return jnp.sum(x**4 - 16.0 * x**2 + 5.0 * x) / 2.0 + 39.16616570377142 * x.shape[-1]
 
 
@@ -60,18 +67,20 @@ class SyntheticTask(Task):
         self._batch = jax.jit(jax.vmap(lambda x: -f(x)))
         self._single = jax.jit(lambda x: -f(x))
 
-    def initial_params(self, key) -> np.ndarray:
+    def initial_params(self, key: jax.Array) -> np.ndarray:
         x0 = jax.random.uniform(key, (self.num_params,), minval=-self.init_scale, maxval=self.init_scale)
         return np.asarray(x0, np.float32)
 
-    def evaluate(self, params, key, obs_stats=None) -> ChunkResult:
+    def evaluate(self, params: jax.Array | np.ndarray, key: jax.Array,
+                 obs_stats: ObsStats | None = None) -> ChunkResult:
         fit = np.asarray(self._batch(params), np.float64)
         return ChunkResult(fit, np.zeros(len(fit), np.int64), None)
 
-    def evaluate_policy(self, params, key, episodes: int = 1, obs_stats=None) -> np.ndarray:
+    def evaluate_policy(self, params: jax.Array | np.ndarray, key: jax.Array, episodes: int = 1,
+                        obs_stats: ObsStats | None = None) -> np.ndarray:
         return np.full(episodes, float(self._single(jnp.asarray(params))))
 
 
 @register("synthetic")
-def make_synthetic(task_cfg, policy_cfg) -> SyntheticTask:
+def make_synthetic(task_cfg: SyntheticTaskConfig, policy_cfg: PolicyConfig) -> SyntheticTask:
     return SyntheticTask(task_cfg.objective, task_cfg.dim, task_cfg.init_scale)
