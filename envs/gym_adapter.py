@@ -8,6 +8,8 @@ environment's physical state as a float64 numpy vector (the same layout Gymnasiu
 """
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium
 import jax
 import numpy as np
@@ -34,7 +36,7 @@ class JaxGymEnv(gymnasium.Env):
         self.render_mode = render_mode
         self._reset = jax.jit(self._env.reset, static_argnums=1)
         self._step = jax.jit(self._env.step, static_argnums=2)
-        self._state = None
+        self._state: Any = None  # the JAX env's state pytree after reset
 
     @property
     def state(self) -> np.ndarray:

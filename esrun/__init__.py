@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import os as _os
 import sys as _sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
+
+    from esrun.config import Config
+    from esrun.runner import Result
 
 __version__ = "0.1.0"
 
@@ -24,7 +32,7 @@ if "jax" not in _sys.modules and "XLA_FLAGS" not in _os.environ and _os.environ.
     _os.environ["XLA_FLAGS"] = XLA_DEFAULTS
 
 
-def load_config(config=None, *overrides):
+def load_config(config: str | os.PathLike | dict | Config | None = None, *overrides: str) -> Config:
     """A validated Config from a path, a dict or a Config, with ``section.key=value`` overrides."""
     from pathlib import Path
 
@@ -40,12 +48,17 @@ def load_config(config=None, *overrides):
     return _load(Path(config) if config is not None else None, overrides)
 
 
-def train(config=None, *overrides, resume=None, progress=None, on_metrics=None):
+def train(config: str | os.PathLike | dict | Config | None = None, *overrides: str,
+          resume: str | os.PathLike | None = None, progress: bool | None = None,
+          on_metrics: Callable[[dict], None] | None = None) -> Result:
     """Train from a config (path, dict or Config) and return an ``esrun.runner.Result``. ``on_metrics(dict)`` is
     called after every generation with its metrics (``esrun.runner.loop``)."""
+    from pathlib import Path
+
     from esrun.runner import train as _train
 
-    return _train(load_config(config, *overrides), resume=resume, progress=progress, on_metrics=on_metrics)
+    return _train(load_config(config, *overrides), resume=None if resume is None else Path(resume), progress=progress,
+                  on_metrics=on_metrics)
 
 
 def __getattr__(name):

@@ -43,7 +43,7 @@ def _load_for_train(args):
     return load_config(args.config, args.overrides), None
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     cfg, resume = _load_for_train(args)
     from esrun.runner import train
 
@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     from esrun.runner.evaluate import evaluate_run
 
     out = evaluate_run(Path(args.run_dir), args.episodes, video=args.video, seed=args.seed)
@@ -67,7 +67,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_runs(args) -> int:
+def cmd_runs(args: argparse.Namespace) -> int:
     from esrun.logging.runs import main as runs_main
 
     return runs_main(args.dir, as_csv=args.csv)

@@ -84,6 +84,7 @@ def run_status(run_dir: Path, summary: dict | None, now: float | None = None) ->
     in_session = summary is None or _mtime(ckpts) > summary_path.stat().st_mtime
     if in_session:
         return "running" if now - activity < RECENT_SECONDS else "interrupted"
+    assert summary is not None  # not in session: a summary was read
     reason = str(summary.get("stop_reason") or "")
     if reason == "signal":
         return "interrupted"

@@ -19,7 +19,7 @@ class ConsoleSink:
 
         self.bar = tqdm(total=total, initial=initial, desc=name or "esrun", unit="gen", file=sys.stderr,
                         mininterval=0.25, dynamic_ncols=True, leave=True)
-        self._eval = None
+        self._eval: float | None = None
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if "eval/return_mean" in metrics:

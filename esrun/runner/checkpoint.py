@@ -32,12 +32,15 @@ import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
 from esrun.errors import UserError
+
+if TYPE_CHECKING:
+    from esrun.runner.replica import RunState
 
 FORMAT = "esrun-checkpoint"
 FORMAT_VERSION = 2
@@ -98,7 +101,7 @@ def _encode(state, config_yaml: str) -> tuple[list[tuple[str, np.ndarray]], byte
     return arrays, json.dumps(meta, sort_keys=True).encode()
 
 
-def save(run_dir: Path, state, config_yaml: str, keep: int = 3) -> Path:
+def save(run_dir: Path, state: RunState, config_yaml: str, keep: int = 3) -> Path:
     """Write ``state`` as ``checkpoints/gen_<generation>.ckpt.npz`` atomically and keep the newest ``keep``."""
     ckpt_dir = Path(run_dir) / "checkpoints"
     path = ckpt_dir / checkpoint_name(int(state.generation))
@@ -130,7 +133,9 @@ def save(run_dir: Path, state, config_yaml: str, keep: int = 3) -> Path:
 def _prune(ckpt_dir: Path, generation: int, keep: int) -> None:
     kept = 0
     for p in list_checkpoints(ckpt_dir.parent):
-        g = int(PATTERN.match(p.name).group(1))
+        m = PATTERN.match(p.name)
+        assert m is not None  # list_checkpoints lists only names PATTERN matches
+        g = int(m.group(1))
         if g <= generation and kept < keep:
             kept += 1
             continue
@@ -199,7 +204,7 @@ def _like(ref, arr: np.ndarray):
     return arr
 
 
-def read(path: Path, reference):
+def read(path: Path, reference: RunState) -> RunState:
     """The RunState stored in ``path``, validated against ``reference`` (same config, freshly initialized)."""
     path = Path(path)
     try:
@@ -245,7 +250,8 @@ def read(path: Path, reference):
     return reference._replace(strategy=strategy, obs_stats=obs_stats, **scalars)
 
 
-def load(run_dir: Path, reference, warn: Callable[[str], None] | None = None):
+def load(run_dir: Path, reference: RunState, warn: Callable[[str], None] | None = None
+         ) -> tuple[RunState, Path]:
     """``(state, path)`` of the newest intact checkpoint of ``run_dir``; ``warn`` hears of each one skipped."""
     run_dir = Path(run_dir)
     candidates = list_checkpoints(run_dir)

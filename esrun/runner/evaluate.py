@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from esrun.errors import UserError
 from esrun.runner import checkpoint
+
+if TYPE_CHECKING:
+    from jax.typing import ArrayLike
+
+    from esrun.tasks.obs_norm import ObsStats
 
 
 def _load_run(run_dir: Path):
@@ -58,8 +64,12 @@ VIDEO_STRIDE, VIDEO_MAX_FRAMES = 2, 150
 """TensorBoard videos keep every 2nd frame, at most 150 (a short GIF of a few hundred kB)."""
 
 
-def render_frames(task, params, obs_stats, seed: int, max_frames: int = 1000) -> np.ndarray:
-    """One episode of the policy ``params`` as rgb frames ``[T, H, W, 3]`` uint8 (Gymnasium tasks that render)."""
+def render_frames(task: Any, params: ArrayLike, obs_stats: ObsStats | None, seed: int, max_frames: int = 1000
+                  ) -> np.ndarray:
+    """One episode of the policy ``params`` as rgb frames ``[T, H, W, 3]`` uint8 (Gymnasium tasks that render).
+
+    ``task``: any task with ``env_id``, ``policy`` and ``spec`` (GymTask, the MuJoCo engine's task).
+    """
     import os
     import warnings
 
@@ -75,7 +85,7 @@ def render_frames(task, params, obs_stats, seed: int, max_frames: int = 1000) ->
     try:
         env = gym.make(env_id, render_mode="rgb_array")
         obs, _ = env.reset(seed=seed)
-        frames = [env.render()]
+        frames: list[Any] = [env.render()]
     except Exception as exc:  # noqa: BLE001 - the environment cannot render here
         raise UserError(f"{env_id} cannot render rgb frames: {str(exc).splitlines()[0]}") from None
     norm_mean, norm_std = (obs_stats.normalizer() if (obs_stats is not None and getattr(task, "obs_norm", False))
@@ -108,6 +118,7 @@ def save_video(frames: np.ndarray, path: str) -> None:
         imageio.mimsave(path, list(frames), fps=30, macro_block_size=1)
 
 
-def write_video(task, params, obs_stats, path: str, seed: int, max_frames: int = 1000) -> None:
+def write_video(task: Any, params: ArrayLike, obs_stats: ObsStats | None, path: str, seed: int,
+                max_frames: int = 1000) -> None:
     """One episode's rgb frames written to ``path`` (mp4 or gif by extension)."""
     save_video(render_frames(task, params, obs_stats, seed, max_frames), path)

@@ -28,10 +28,16 @@ import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from esrun.errors import UserError
+
+if TYPE_CHECKING:
+    import jax
+
+    from esrun.strategies.noise import TableNoise
 
 BLOCK = 2**22  # floats per independently seeded block (16 MiB): the unit of the parallel fill
 DIR_ENV = "ESRUN_NOISE_DIR"
@@ -155,7 +161,7 @@ def open_table(key: tuple[int, int], size: int) -> SharedTable:
     return table
 
 
-def table_key(root) -> tuple[int, int]:
+def table_key(root: jax.Array) -> tuple[int, int]:
     """The run's table key ``fold_in(root, 4)`` as two Python ints (root = PRNGKey(seed))."""
     import jax
 
@@ -163,7 +169,7 @@ def table_key(root) -> tuple[int, int]:
     return int(k[0]), int(k[1])
 
 
-def table_source(root, size: int, num_params: int):
+def table_source(root: jax.Array, size: int, num_params: int) -> tuple[TableNoise, SharedTable]:
     """TableNoise over the host's shared table; the jax array aliases the mapping (no per-process copy)."""
     import jax
 
@@ -180,7 +186,7 @@ def table_too_small(size: int, num_params: int) -> str:
             f"a noise vector is one slice of the table (use >= {num_params}, e.g. 2**26)")
 
 
-def aliases(source, shared: SharedTable) -> bool:
+def aliases(source: TableNoise, shared: SharedTable) -> bool:
     """Whether the jax array of ``source`` is the shared mapping itself (XLA:CPU zero-copy) and not a copy."""
     try:
         return source.table.unsafe_buffer_pointer() == shared.array.ctypes.data

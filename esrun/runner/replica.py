@@ -10,7 +10,8 @@ Keys (all derived from ``PRNGKey(seed)``, so any process can rebuild them):
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,11 @@ from esrun.strategies import get_strategy
 from esrun.strategies.noise import COUNTER
 from esrun.tasks import build_task
 from esrun.tasks.obs_norm import ObsStats, merge_all
+
+if TYPE_CHECKING:
+    from esrun.config.schema import Config
+    from esrun.strategies.noise import NoiseSource
+    from esrun.tasks.base import ChunkResult
 
 
 class RunState(NamedTuple):
@@ -58,7 +64,7 @@ class Replica:
     ``apply(state, fitness, steps, obs_delta)`` to the same fitness vector and their states stay bitwise equal.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Config):
         self.cfg = cfg
         self.task = build_task(cfg)
         self.num_params = self.task.num_params
@@ -90,7 +96,7 @@ class Replica:
         self.episodes = int(getattr(cfg.task, "episodes_per_member", 1))
 
     @property
-    def noise(self):
+    def noise(self) -> NoiseSource | None:
         """The strategy's noise source (strategies/noise.py), or None for strategies that draw their own."""
         if self._noise is None and self.takes_noise:
             self._noise, self.shared_table = table_source(self.root, self.cfg.strategy.noise_table_size,
@@ -101,24 +107,28 @@ class Replica:
         return (*args, self.noise) if self.takes_noise else args
 
     # -- keys -------------------------------------------------------------------------------------------
-    def chunk_key(self, generation: int, chunk: int):
+    def chunk_key(self, generation: int, chunk: int) -> jax.Array:
         return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(self.root, 1), generation), chunk)
 
-    def eval_key(self, generation: int):
+    def eval_key(self, generation: int) -> jax.Array:
         return jax.random.fold_in(jax.random.fold_in(self.root, 2), generation)
 
     # -- state ------------------------------------------------------------------------------------------
     def init_state(self) -> RunState:
         x0 = self.task.initial_params(jax.random.fold_in(self.root, 3))
         sstate = self.strategy.init(jax.random.fold_in(self.root, 0), jnp.asarray(x0))
-        obs = ObsStats.zeros(self.task.obs_dim) if self.uses_obs_stats else None
-        return RunState(sstate, obs, 0, 0, 0, 0, float("-inf"), None, -1, 0.0)
+        obs = None
+        if self.uses_obs_stats:
+            assert self.task.obs_dim is not None  # a task that normalizes observations sets obs_dim
+            obs = ObsStats.zeros(self.task.obs_dim)
+        return RunState(strategy=sstate, obs_stats=obs, generation=0, env_steps=0, evaluations=0, nonfinite=0,
+                        best_fitness=float("-inf"), eval_return=None, eval_generation=-1, wall_seconds=0.0)
 
     def mean(self, state: RunState) -> np.ndarray:
         return np.asarray(self.strategy.mean(state.strategy), np.float32)
 
     # -- one generation -------------------------------------------------------------------------------
-    def evaluate_chunks(self, state: RunState, chunk_ids) -> list:
+    def evaluate_chunks(self, state: RunState, chunk_ids: Iterable[int]) -> list[ChunkResult]:
         """ChunkResults of ``chunk_ids`` (in the given order) for generation ``state.generation``."""
         out = []
         for c in chunk_ids:
@@ -134,7 +144,8 @@ class Replica:
             out.append(result)
         return out
 
-    def apply(self, state: RunState, fitness: np.ndarray, steps: int, obs_delta: ObsStats | None):
+    def apply(self, state: RunState, fitness: np.ndarray, steps: int, obs_delta: ObsStats | None
+              ) -> tuple[RunState, dict[str, float]]:
         """The update every replica applies: strategy tell, observation statistics, counters.
 
         ``fitness: [population]`` raw (may hold NaN); ``steps``: environment steps of the generation;
@@ -171,7 +182,7 @@ class Replica:
         return new, metrics
 
     @staticmethod
-    def combine(results: list):
+    def combine(results: Sequence[ChunkResult]) -> tuple[np.ndarray, int, ObsStats | None]:
         """Fitness vector, total steps and observation statistics (merged in chunk order) of a generation."""
         fitness = np.concatenate([np.asarray(r.fitness, np.float64) for r in results])
         steps = int(sum(int(np.sum(r.steps)) for r in results))

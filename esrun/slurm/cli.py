@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from esrun.slurm.render import MPI_LAUNCHERS, TEMPLATES, JobSpec, RenderError, default_venv, render_script
@@ -76,10 +77,10 @@ def status_parser() -> argparse.ArgumentParser:
 
 
 #: subcommand -> (parser factory, handler)
-COMMANDS = {}
+COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {}
 
 
-def cmd_submit(args) -> int:
+def cmd_submit(args: argparse.Namespace) -> int:
     venv = str(Path(args.venv).absolute()) if args.venv else default_venv()
     spec: JobSpec = build_spec(
         args.config, list(args.overrides), venv=venv, backend=args.backend, nodes=args.nodes, ntasks=args.ntasks,
@@ -103,7 +104,7 @@ def cmd_submit(args) -> int:
     return 0
 
 
-def cmd_status(args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     runs_dir = Path(args.runs_dir)
     rows = collect(runs_dir, args.job_id)
     if not rows:
