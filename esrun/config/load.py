@@ -11,7 +11,7 @@ key, the value and what is allowed.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 from esrun.config.schema import BraxTaskConfig, Config, GymTaskConfig, JaxEnvTaskConfig, SyntheticTaskConfig
 from esrun.errors import ConfigError  # defined in errors (policies raise it too); esrun.config re-exports it
 
-_TASK_MODELS = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig, "synthetic": SyntheticTaskConfig,
-                "brax": BraxTaskConfig}
+_TASK_MODELS: dict[str, type[BaseModel]] = {"gym": GymTaskConfig, "jax_env": JaxEnvTaskConfig,
+                                             "synthetic": SyntheticTaskConfig, "brax": BraxTaskConfig}
 
 
 def suggest(name: str, allowed: Iterable[str]) -> str:
@@ -54,7 +54,7 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     return models[0] if len(models) == 1 else None
 
 
-def model_at(loc: tuple, raw: dict, root: type[BaseModel], task_models: dict[str, type[BaseModel]],
+def model_at(loc: tuple, raw: dict, root: type[BaseModel], task_models: Mapping[str, type[BaseModel]],
              default_task: str) -> type[BaseModel] | None:
     """The pydantic model that owns the path ``loc`` under ``root`` (used to suggest keys). ``task`` resolves by
     the raw ``task.type`` (``default_task`` when unset) through ``task_models``; a list index keeps the item model."""
@@ -65,8 +65,8 @@ def model_at(loc: tuple, raw: dict, root: type[BaseModel], task_models: dict[str
         if isinstance(part, int):
             continue
         if model is root and part == "task":
-            task = raw.get("task") if isinstance(raw.get("task"), dict) else {}
-            model = task_models.get(task.get("type", default_task))
+            task = raw.get("task")
+            model = task_models.get(task.get("type", default_task) if isinstance(task, dict) else default_task)
             continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
@@ -75,7 +75,7 @@ def model_at(loc: tuple, raw: dict, root: type[BaseModel], task_models: dict[str
     return model
 
 
-def format_error(err: ValidationError, raw: dict, root: type[BaseModel], task_models: dict[str, type[BaseModel]],
+def format_error(err: ValidationError, raw: dict, root: type[BaseModel], task_models: Mapping[str, type[BaseModel]],
                  default_task: str) -> str:
     """The first error of a validation of ``raw`` against ``root`` as one line: the dotted key, the value given and
     what is allowed (the closest known key for a misspelt one)."""
