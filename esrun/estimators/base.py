@@ -60,7 +60,7 @@ def register(
     needs_grad_f: bool = False,
     example_options: Callable[[Any], dict[str, Any]] | None = None,
     table: dict[str, Callable[..., Any]] | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+) -> Callable[[Callable[..., Any]], Any]:  # Any: the result carries .meta
     """Decorator adding an estimator to ``REGISTRY`` (or ``table``) under ``name``, with its metadata.
 
     Args:

@@ -27,6 +27,7 @@ from esrun.tasks.obs_norm import ObsStats, merge_all
 
 if TYPE_CHECKING:
     from esrun.config.schema import Config
+    from esrun.runner.noise_table import SharedTable
     from esrun.strategies.noise import NoiseSource
     from esrun.tasks.base import ChunkResult
 
@@ -75,8 +76,8 @@ class Replica:
         self.root = jax.random.PRNGKey(cfg.seed)
         # Strategies that take a noise source get it as a jit argument (the table is a buffer, never a constant).
         self.takes_noise = bool(getattr(self.strategy, "takes_noise", False))
-        self._noise = COUNTER if self.takes_noise else None
-        self.shared_table = None  # runner.noise_table.SharedTable once mapped (strategy.noise=table)
+        self._noise: NoiseSource | None = COUNTER if self.takes_noise else None
+        self.shared_table: SharedTable | None = None  # mapped on first use (strategy.noise=table)
         if cfg.strategy.noise == "table":
             if not self.takes_noise:
                 raise UserError(f"strategy.noise=table: strategy {cfg.strategy.name!r} draws its own noise; "
