@@ -1,6 +1,7 @@
 """``task.engine: mujoco``: the same returns, step counts and observation statistics as Gymnasium's vector env for
-the same policies and seeds (in this process and on worker processes), a raising simulator step failing exactly
-its member, and ARS V2-t improving Hopper within a few iterations (several seeds)."""
+the same policies and seeds (in this process and on worker processes; also with ARS's raw M x and unclipped
+inputs), a raising simulator step failing exactly its member, and ARS V2-t improving Hopper within a few iterations
+(several seeds)."""
 from __future__ import annotations
 
 import jax
@@ -46,6 +47,32 @@ def test_returns_equal_gymnasium_for_the_same_policies_and_seeds(env_id, workers
     finally:
         fast.close()
         slow.close()
+
+
+def test_raw_actions_and_unclipped_inputs_equal_gymnasium():
+    """ARS as the paper runs it (``squash: none``, ``bias: false``, ``obs_clip: null``): M x goes to the env
+    unclipped (MuJoCo clamps ctrl, the control cost sees the raw action) and the engine still equals Gymnasium;
+    each switch really changes the returns (inputs beyond +-5 and actions beyond the bounds do occur here)."""
+    raw = PolicyConfig(type="linear", init_scale=1.0, squash="none", bias=False)
+    stats = ObsStats.from_batch(0.05 * np.random.default_rng(1).standard_normal((50, 11)))  # small std: |x| > 5
+    jobs = np.repeat(np.arange(4), 2)
+    tasks = {"fast": MujocoTask("Hopper-v5", raw, max_episode_steps=80, obs_norm=True, workers=2, obs_clip=None),
+             "slow": GymTask("Hopper-v5", raw, max_episode_steps=80, obs_norm=True, obs_clip=None),
+             "clip_in": MujocoTask("Hopper-v5", raw, max_episode_steps=80, obs_norm=True, workers=1),
+             "clip_out": MujocoTask("Hopper-v5", PolicyConfig(type="linear", init_scale=1.0, squash="clip",
+                                                             bias=False), max_episode_steps=80, obs_norm=True,
+                                    workers=1, obs_clip=None)}
+    try:
+        params = _params(tasks["fast"], 4)
+        assert params.shape == (4, 11 * 3)  # no bias: M is 3 x 11
+        out = {k: t.run_jobs(params, jobs, 7, stats, 4, False)[:2] for k, t in tasks.items()}
+    finally:
+        for t in tasks.values():
+            t.close()
+    np.testing.assert_array_equal(out["fast"][1], out["slow"][1])
+    np.testing.assert_array_equal(out["fast"][0], out["slow"][0])
+    assert not np.array_equal(out["fast"][0], out["clip_in"][0])  # obs_clip 5 (the default) changes the inputs
+    assert not np.array_equal(out["fast"][0], out["clip_out"][0])  # squash clip changes the control cost
 
 
 def test_a_raising_step_fails_only_its_member_and_the_slot_is_reused(monkeypatch):
