@@ -23,7 +23,8 @@ def _hashes(run_dir):
             for r in read_csv(run_dir / "results_per_seed.csv")}
 
 
-def test_ray_backend_two_workers(compare_runs, tmp_path):
+def test_ray_backend_two_workers(compare_runs, ray_session, tmp_path):
+    """On the suite's local Ray (``ray_session``; the compare run connects to it instead of starting its own)."""
     _, local = compare_runs(CONFIG, OVERRIDES)
     from esrun.compare import run_compare
 

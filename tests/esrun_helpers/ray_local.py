@@ -12,13 +12,24 @@ import os
 from types import ModuleType
 
 
+#: Ray gives its node 30 s to register with the GCS; a loaded machine can miss that, so the start is tried again.
+ATTEMPTS = 3
+
+
 def start() -> ModuleType:
     """The ray module, initialized with the local test instance (started here unless it is already up)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning")
+    for attempt in range(ATTEMPTS):
+        if ray.is_initialized():
+            break
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning")
+        except Exception as exc:  # noqa: BLE001 - only Ray's node-start timeout is tried again
+            ray.shutdown()
+            if attempt == ATTEMPTS - 1 or "timed out during startup" not in str(exc):
+                raise
     return ray
 
 
