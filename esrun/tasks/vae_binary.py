@@ -60,10 +60,10 @@ def load_binarized_digits(threshold: float = 0.5, test_every: int = 5) -> Digits
 # -- the networks ---------------------------------------------------------------------------------------------
 
 
-def _dense_init(key: jax.Array, sizes: tuple[int, ...]) -> list[dict[str, jax.Array]]:
-    keys = jax.random.split(key, len(sizes) - 1)
-    return [{"w": jax.random.normal(k, (m, n), jnp.float32) / jnp.sqrt(m), "b": jnp.zeros((n,), jnp.float32)}
-            for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
+def _dense_init(rng: np.random.Generator, sizes: tuple[int, ...]) -> list[dict[str, jax.Array]]:
+    # numpy (float64, then float32): the same bits in every process, whatever XLA options compiled eager ops there
+    return [{"w": jnp.asarray(rng.standard_normal((m, n)) / np.sqrt(m), jnp.float32), "b": jnp.zeros((n,), jnp.float32)}
+            for m, n in zip(sizes[:-1], sizes[1:])]
 
 
 def mlp(layers: list[dict[str, jax.Array]], x: jax.Array) -> jax.Array:
@@ -73,13 +73,14 @@ def mlp(layers: list[dict[str, jax.Array]], x: jax.Array) -> jax.Array:
     return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
-def init_params(key: jax.Array, variant: str, latents: int, hidden: int, pixel_mean: np.ndarray) -> Params:
-    """Initial parameters; the decoder's output bias is the logit of the mean training image (as the papers do)."""
+def init_params(seed: int, variant: str, latents: int, hidden: int, pixel_mean: np.ndarray) -> Params:
+    """Initial parameters (N(0, 1/fan_in) weights, zero biases); the decoder's output bias is the logit of the mean
+    training image and the prior logits are 0, as in the papers."""
     middle = {"linear": (), "nonlinear": (hidden, hidden)}[variant]
-    k_enc, k_dec = jax.random.split(key)
-    enc = _dense_init(k_enc, (64, *middle, latents))
-    dec = _dense_init(k_dec, (latents, *middle, 64))
-    p = np.clip(pixel_mean, 1e-3, 1 - 1e-3)
+    rng = np.random.default_rng(seed)
+    enc = _dense_init(rng, (64, *middle, latents))
+    dec = _dense_init(rng, (latents, *middle, 64))
+    p = np.clip(pixel_mean.astype(np.float64), 1e-3, 1 - 1e-3)
     dec[-1]["b"] = jnp.asarray(np.log(p) - np.log1p(-p), jnp.float32)
     return {"enc": enc, "dec": {"layers": dec, "prior": jnp.zeros((latents,), jnp.float32)}}
 
@@ -133,7 +134,7 @@ def build_problem(task_cfg) -> VaeProblem:
     data = load_binarized_digits(task_cfg.threshold, task_cfg.test_every)
     if task_cfg.batch_size > len(data.train):
         raise UserError(f"task.batch_size = {task_cfg.batch_size}: more than the {len(data.train)} training images")
-    params = init_params(jax.random.PRNGKey(task_cfg.init_seed), task_cfg.variant, task_cfg.latents,
+    params = init_params(task_cfg.init_seed, task_cfg.variant, task_cfg.latents,
                          task_cfg.hidden, data.train.mean(0))
     name = f"vae_binary({task_cfg.variant}, D={task_cfg.latents}; objective: -ELBO of the training images)"
     return VaeProblem(name, data, params, task_cfg.batch_size, task_cfg.eval_samples)

@@ -18,7 +18,8 @@ into the encoder: ``g_enc = enc_vjp(g_l / B)``. The distribution-gradient ones c
     arm, disarm      n antithetic pairs, 2n evaluations
     rebar            n samples, 3n evaluations (f(b), f(sigma(z)), f(sigma(z~))); ``tune: true`` descends the
                      variance in (eta, log temperature), averaged over the batch
-    relax            n samples, n evaluations, MLP control variate c(sigma(z)) (input: the latent only), trained on
+    relax            n samples; control variate ``rebar_mlp`` (default: eta f(sigma_lambda(z)) + MLP(z), 3n
+                     evaluations) or ``mlp`` (MLP(sigmoid(z)), n evaluations); input: the latent only; trained on
                      the batch mean of grad ||g||^2
     straight_through b = 1[sigmoid(l) > u] forward, identity backward: n samples, n evaluations (with grad f)
     gumbel_sigmoid   y = sigmoid((l + logistic) / tau) (``hard: true``: 1[l + logistic > 0] forward): n, n
@@ -168,16 +169,23 @@ def _rebar(n, options, label):
 
 def _relax(latents: int):
     def build(n, options, label):
-        _check(label, options, {"hidden", "cv_learning_rate"})
-        cv = E.mlp_control_variate(tuple(options.get("hidden", (32,))))
+        _check(label, options, {"control_variate", "hidden", "cv_learning_rate"})
+        kind = options.get("control_variate", "rebar_mlp")
+        factories = {"mlp": lambda f, hidden: E.mlp_control_variate(hidden),
+                     "rebar_mlp": lambda f, hidden: E.rebar_mlp_control_variate(f, hidden)}
+        if kind not in factories:
+            raise UserError(f"estimators[{label}].options.control_variate = {kind!r}: must be mlp or rebar_mlp")
+        hidden = tuple(options.get("hidden", (32,)))
         opt = optax.adam(float(options.get("cv_learning_rate", 0.01)))
+        shape_cv = factories[kind](jnp.sum, hidden)  # parameters do not depend on f
 
         def init(key):
-            p = cv.init(key, (latents,))
+            p = shape_cv.init(key, (latents,))
             return p, opt.init(p)
 
         def per_example(k, f, lj, state):
-            e, g = E.relax(k, f, E.Bernoulli(lj), n, cv, state[0], return_cv_grad=True)
+            # The control variate calls this image's f (REBAR's term) on relaxed samples.
+            e, g = E.relax(k, f, E.Bernoulli(lj), n, factories[kind](f, hidden), state[0], return_cv_grad=True)
             return e.grad.logits, g
 
         def finish(state, aux, f_mean):
@@ -185,7 +193,7 @@ def _relax(latents: int):
             upd, s = opt.update(aux, s, p)
             return optax.apply_updates(p, upd), s
 
-        return _per_image(per_example, finish, init, "relax", n, n)
+        return _per_image(per_example, finish, init, "relax", n, n * (1 + 2 * shape_cv.f_evals))
 
     return build
 
