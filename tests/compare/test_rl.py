@@ -1,7 +1,8 @@
 """ES and every policy-gradient baseline on CartPole through ``run_rl_method``, on Ray with 2 workers.
 
-The suite's one local Ray (the ``ray_session`` fixture) serves the module. Short budgets: each run is one or two iterations, except the REINFORCE
-learning check, which must lift the greedy return of the initial policy (~9) above a threshold.
+The suite's one local Ray (the ``ray_session`` fixture) serves the module. Short budgets: each run is one or two
+iterations, except the REINFORCE learning check, which must lift the greedy return of the initial policy (~9) above
+a threshold.
 """
 from __future__ import annotations
 
