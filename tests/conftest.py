@@ -24,6 +24,7 @@ if _OWN_JAX_CACHE:
 # any test module imports JAX, gives the pytest process the same numerics as the `esrun` CLI subprocesses, so
 # hashes compared across the two (a CLI run resumed in-process, say) are comparable.
 import esrun  # noqa: E402,F401
+
 from esrun_helpers import ray_local  # noqa: E402
 
 #: node id of the last collected test that uses ``ray_session``: the local Ray stops after it

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from esrun_helpers import read_summary
-from esrun_helpers.backends import start_cli
 from esrun.config import load_config
 from esrun.runner import train
+
+from esrun_helpers import read_summary
+from esrun_helpers.backends import start_cli
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from esrun_helpers.backends import synthetic_overrides
 from esrun.config import load_config
 from esrun.runner import train
+
+from esrun_helpers.backends import synthetic_overrides
 
 pytestmark = pytest.mark.timeout(600)
 

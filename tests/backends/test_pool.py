@@ -12,6 +12,7 @@ import pytest
 from esrun.backends.comm import dumps
 from esrun.backends.pool import average, make_replica_pool, map_jobs
 from esrun.errors import UserError
+
 from esrun_helpers.backends import MPIEXEC
 
 P = 5

@@ -12,12 +12,13 @@ import gymnasium as gym
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from esrun_helpers import free_port, read_summary
-from esrun_helpers.backends import CARTPOLE_OVERRIDES, run_cli, start_cli, synthetic_overrides
 from esrun.backends import BACKENDS, get_backend
 from esrun.config import load_config
 from esrun.errors import UserError
 from esrun.runner import train
+
+from esrun_helpers import free_port, read_summary
+from esrun_helpers.backends import CARTPOLE_OVERRIDES, run_cli, start_cli, synthetic_overrides
 
 pytestmark = pytest.mark.timeout(600)
 

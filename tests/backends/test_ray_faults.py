@@ -15,11 +15,12 @@ import time
 import psutil
 import pytest
 
-from esrun_helpers.backends import CARTPOLE_OVERRIDES
 from esrun.backends import BACKENDS, get_backend
 from esrun.config import load_config
 from esrun.runner import train
+
 from esrun_helpers import ray_local
+from esrun_helpers.backends import CARTPOLE_OVERRIDES
 from esrun_helpers.ray_cluster import start_two_nodes
 
 pytestmark = pytest.mark.timeout(900)

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from esrun_helpers.compare import COMPARE_CONFIGS, REDUCED, ROOT, check_outputs, read_csv
 from esrun.compare import load_compare_config
+
+from esrun_helpers.compare import COMPARE_CONFIGS, REDUCED, ROOT, check_outputs, read_csv
 
 pytestmark = pytest.mark.timeout(900)
 

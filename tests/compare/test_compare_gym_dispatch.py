@@ -7,9 +7,10 @@ import types
 
 import pytest
 
-from esrun_helpers.compare import read_csv, scalar_events
 from esrun.compare import load_compare_config, run_compare
 from esrun.errors import UserError
+
+from esrun_helpers.compare import read_csv, scalar_events
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from esrun_helpers.compare import COMPARE_CONFIGS, ROOT
 from esrun.cli import main
+
+from esrun_helpers.compare import COMPARE_CONFIGS, ROOT
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,8 +11,8 @@ import math
 import pytest
 
 from esrun.compare.rl import RUNNERS, run_rl_method
-from esrun.estimators.policy_gradient import METHODS, resolve_options, updates_per_iteration
 from esrun.config.schema import PolicyConfig
+from esrun.estimators.policy_gradient import METHODS, resolve_options, updates_per_iteration
 
 ENV = "CartPole-v1"
 POLICY = PolicyConfig(type="mlp", hidden=[32, 32], activation="tanh")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from esrun_helpers import CONFIGS, run_esrun
 from esrun.config import ConfigError, load_config
+
+from esrun_helpers import CONFIGS, run_esrun
 
 CARTPOLE = str(CONFIGS / "cartpole.yaml")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-
 #: Ray gives its node 30 s to register with the GCS; a loaded machine can miss that, so the start is tried again.
 ATTEMPTS = 3
 

@@ -4,6 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from esrun import estimators as E
+from esrun.estimators.leave_one_out import leave_one_out_mean
+
 from esrun_helpers.oracles import (
     FUNCS,
     assert_unbiased,
@@ -13,9 +17,6 @@ from esrun_helpers.oracles import (
     exact_gaussian,
     gauss2,
 )
-
-from esrun import estimators as E
-from esrun.estimators.leave_one_out import leave_one_out_mean
 
 Z = 4.5
 

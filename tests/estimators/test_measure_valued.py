@@ -4,6 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from esrun import estimators as E
+
 from esrun_helpers.oracles import (
     FUNCS,
     assert_unbiased,
@@ -14,8 +17,6 @@ from esrun_helpers.oracles import (
     gauss2,
     poisson_states,
 )
-
-from esrun import estimators as E
 
 
 @pytest.mark.parametrize("coupled", [True, False])

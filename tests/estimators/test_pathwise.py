@@ -4,6 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from esrun import estimators as E
+
 from esrun_helpers.oracles import (
     FUNCS,
     assert_unbiased,
@@ -11,8 +14,6 @@ from esrun_helpers.oracles import (
     exact_gaussian,
     gauss2,
 )
-
-from esrun import estimators as E
 
 
 @pytest.mark.parametrize("fname", ["x2", "x3", "cos"])

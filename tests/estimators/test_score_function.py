@@ -4,6 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from esrun import estimators as E
+
 from esrun_helpers.oracles import (
     FUNCS,
     assert_unbiased,
@@ -15,8 +18,6 @@ from esrun_helpers.oracles import (
     gauss2,
     poisson_states,
 )
-
-from esrun import estimators as E
 
 
 @pytest.mark.parametrize("baseline", [None, "mean", "optimal", 1.5])

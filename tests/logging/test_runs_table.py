@@ -12,6 +12,7 @@ import pytest
 import esrun
 from esrun.errors import UserError
 from esrun.logging.runs import RECENT_SECONDS, list_runs, read_run
+
 from esrun_helpers import run_esrun
 
 TINY = ["task.type=synthetic", "task.objective=sphere", "task.dim=3", "strategy.population=8",

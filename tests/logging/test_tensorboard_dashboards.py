@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import esrun
 from esrun.runner.evaluate import evaluate_run
+
 from esrun_helpers import tensorboard_server
 
 RUN = "dash"

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 import esrun
+
 from esrun_helpers import tensorboard_server
 
 

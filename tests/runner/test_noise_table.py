@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esrun_helpers import CONFIGS, run_esrun
 from esrun.config import load_config
 from esrun.runner import train
 from esrun.runner.noise_table import fill, open_table, table_key
 from esrun.strategies.noise import TableNoise, noise_rows, weighted_noise_sum
+
+from esrun_helpers import CONFIGS, run_esrun
 
 TABLE = 2**20
 SPHERE = ["task.type=synthetic", "task.objective=sphere", "task.dim=3000", "strategy.population=16",

@@ -10,6 +10,7 @@ import numpy as np
 
 from esrun import load_config
 from esrun.runner import train
+
 from esrun_helpers.compare import scalar_events
 
 ROOT = Path(__file__).resolve().parents[2]

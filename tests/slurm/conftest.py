@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from esrun_helpers.slurm import (
     CARTPOLE,
     FAST,

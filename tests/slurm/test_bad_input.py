@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from esrun_helpers.slurm import CARTPOLE, esrun
 
 

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from esrun_helpers.slurm import (
-    REQUEUE_DELAY_S,
     CARTPOLE,
     FAST,
+    REQUEUE_DELAY_S,
     esrun,
     job_fields,
     job_output,

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from esrun_helpers.slurm import (
-    REQUEUE_DELAY_S,
     CARTPOLE,
     FAST,
+    REQUEUE_DELAY_S,
     esrun,
     job_fields,
     job_output,

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from esrun_helpers.slurm import CARTPOLE, REPO, esrun
 
 from esrun.slurm.render import (
     COMMON_TEMPLATE,
@@ -20,6 +19,8 @@ from esrun.slurm.render import (
     render_script,
     sbatch_directives,
 )
+
+from esrun_helpers.slurm import CARTPOLE, REPO, esrun
 
 VENV = str(Path(sys.prefix).absolute())
 

@@ -24,6 +24,7 @@ from esrun.strategies import STRATEGIES
 from esrun.strategies.evosax_adapter import BUILDERS, EvosaxStrategy
 
 from esrun_helpers import ROOT
+
 NAMES = sorted(BUILDERS)
 P, POP, CHUNK = 10, 32, 8
 X0 = jnp.full((P,), 3.0, jnp.float32)

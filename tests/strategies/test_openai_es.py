@@ -18,6 +18,7 @@ from esrun.strategies.openai_es import OpenAIES, noise
 from esrun.strategies.shaping import SHAPING, centered_rank, raw, z_score
 
 from esrun_helpers import ROOT
+
 KEY = jax.random.PRNGKey(3)
 
 

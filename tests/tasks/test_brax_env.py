@@ -17,7 +17,9 @@ import sys
 import pytest
 
 import esrun
-from esrun_helpers import ROOT as REPO, read_summary
+
+from esrun_helpers import ROOT as REPO
+from esrun_helpers import read_summary
 
 pytest.importorskip("brax", reason="task.type=brax needs brax (Python >= 3.11): pip install -e '.[all]'")
 

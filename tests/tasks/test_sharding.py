@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import esrun
+
 from esrun_helpers import CONFIGS, read_summary, run_esrun
 
 TWO_DEVICES = {"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {esrun.XLA_DEFAULTS}"}
