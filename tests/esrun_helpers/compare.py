@@ -53,7 +53,8 @@ def check_outputs(run_dir: Path, cfg) -> list[dict]:
         steps = [s for s, _ in events["objective/value"]]
         # the TensorBoard x axis is evaluations of f: from 0 to what this job spent
         assert steps[0] == 0 and steps[-1] == int(float(r["evaluations"])), (tb, steps)
-        assert abs(events["objective/value"][-1][1] - float(r["final_objective"])) < 1e-5 * (1 + abs(float(r["final_objective"])))
+        final = float(r["final_objective"])
+        assert abs(events["objective/value"][-1][1] - final) < 1e-5 * (1 + abs(final))
     md = (run_dir / "results.md").read_text()
     assert all(f"| {label} |" in md for label in labels)
     for png in ("curves.png", "variance.png"):
