@@ -23,17 +23,26 @@ currency of every equal-budget comparison.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 
-REGISTRY: dict[str, Callable[..., Any]] = {}
+
+class Estimator(Protocol):
+    """A registered estimator: the one signature above, and ``meta`` (its :func:`register` metadata)."""
+
+    meta: dict[str, Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+REGISTRY: dict[str, Estimator] = {}
 """name -> estimator. Tests iterate this dict, so a registered estimator is tested by default."""
 
 Objective = Callable[[jax.Array], jax.Array]
 """``f``: one sample (shaped like a sample of ``dist``, no batch axis) -> a scalar ``[]``."""
 
-LAYERS: dict[str, Callable[..., Any]] = {}
+LAYERS: dict[str, Estimator] = {}
 """name -> layer-style estimator (custom VJPs used inside a model: straight-through, Gumbel, I-MLE, ...)."""
 
 
@@ -59,7 +68,7 @@ def register(
     unbiased: bool = True,
     needs_grad_f: bool = False,
     example_options: Callable[[Any], dict[str, Any]] | None = None,
-    table: dict[str, Callable[..., Any]] | None = None,
+    table: dict[str, Estimator] | None = None,
 ) -> Callable[[Callable[..., Any]], Any]:  # Any: the result carries .meta
     """Decorator adding an estimator to ``REGISTRY`` (or ``table``) under ``name``, with its metadata.
 
