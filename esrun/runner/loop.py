@@ -20,20 +20,20 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from esrun.backends import get_backend
+from esrun.backends import Backend, get_backend
 from esrun.config import Config, dump_config
+from esrun.digest import params_hash
 from esrun.errors import UserError
 from esrun.logging import ConsoleSink, MetricLogger, TensorBoardSink, write_summary
 from esrun.logging.tensorboard import hparams_of
 from esrun.runner import checkpoint
-from esrun.digest import params_hash
 from esrun.runner.replica import Replica, RunState
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -45,7 +45,8 @@ class EnvironmentFailedError(UserError, RuntimeError):
 
 
 def _failure_message(cfg: Config, evaluator: Replica) -> str:
-    name = getattr(cfg.task, "env_id", None) or getattr(cfg.task, "env_name", None) or getattr(cfg.task, "objective", "the task")
+    name = (getattr(cfg.task, "env_id", None) or getattr(cfg.task, "env_name", None)
+            or getattr(cfg.task, "objective", "the task"))
     last = getattr(evaluator.task, "last_failure", None) or "non-finite fitness"
     return (f"every member failed in {cfg.task.max_failed_generations} generations in a row on {name}: {last} "
             f"(task.max_failed_generations; the state before is checkpointed, --resume continues it)")
@@ -66,7 +67,7 @@ class _StopFlag:
     """Installs handlers for the stop signals (main thread only) and restores the previous ones on exit."""
 
     def __init__(self):
-        self.signum: Optional[int] = None
+        self.signum: int | None = None
         self._old = {}
 
     def __enter__(self):
@@ -85,7 +86,7 @@ class _StopFlag:
             signal.signal(s, h)
 
 
-def budget_reached(cfg: Config, state: RunState) -> Optional[str]:
+def budget_reached(cfg: Config, state: RunState) -> str | None:
     """The first budget the run has reached, as 'name (limit)', or None."""
     b = cfg.budget
     if b.target_return is not None and state.eval_return is not None and state.eval_return >= b.target_return:
@@ -149,7 +150,7 @@ def _log_video(log: MetricLogger, evaluator: Replica, state: RunState) -> bool:
     return True
 
 
-def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] = None,
+def train(cfg: Config, resume: Path | None = None, progress: bool | None = None,
           on_metrics: Callable[[dict], None] | None = None) -> Result:
     """Run (or continue) the training described by a validated config; returns the summary.
 
@@ -265,7 +266,8 @@ def train(cfg: Config, resume: Optional[Path] = None, progress: Optional[bool] =
     return Result(run_dir, summary, evaluator.mean(state))
 
 
-def build_summary(cfg, evaluator, backend, state: RunState, final_eval, stop_reason, session_seconds) -> dict:
+def build_summary(cfg: Config, evaluator: Replica, backend: Backend, state: RunState, final_eval: np.ndarray | None,
+                  stop_reason: str, session_seconds: float) -> dict[str, Any]:
     comm = backend.comm_metrics()
     return {
         "name": cfg.name,
