@@ -13,7 +13,7 @@ policy parameters, through ``logp``, is the (negated) estimator named in its doc
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
