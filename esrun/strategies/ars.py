@@ -27,13 +27,16 @@ Config mapping: ``strategy.population = 2 N``, ``strategy.top_directions = b``, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from esrun.strategies.base import Strategy, register
 from esrun.strategies.openai_es import noise
+
+if TYPE_CHECKING:
+    from esrun.config.schema import StrategyConfig
 
 
 class ARSState(NamedTuple):
@@ -74,7 +77,7 @@ class ARS(Strategy):
     population: int  # 2 N
     sigma: float = 0.025  # nu
     learning_rate: float = 0.01  # alpha
-    top: Optional[int] = None  # b; None = N
+    top: int | None = None  # b; None = N
 
     @property
     def directions(self) -> int:
@@ -106,7 +109,7 @@ class ARS(Strategy):
     def mean(self, state: ARSState) -> jax.Array:
         return state.mean
 
-    def tell(self, state: ARSState, fitness: jax.Array):
+    def tell(self, state: ARSState, fitness: jax.Array) -> tuple[ARSState, dict[str, jax.Array]]:
         fitness = jnp.asarray(fitness, jnp.float32)
         r_plus, r_minus = fitness[0::2], fitness[1::2]
         keep = top_directions(r_plus, r_minus, self.b)
@@ -121,6 +124,6 @@ class ARS(Strategy):
 
 
 @register("ars")
-def make_ars(num_params: int, population: int, cfg) -> ARS:
+def make_ars(num_params: int, population: int, cfg: StrategyConfig) -> ARS:
     return ARS(num_params=num_params, population=population, sigma=cfg.sigma, learning_rate=cfg.learning_rate,
                top=cfg.top_directions)

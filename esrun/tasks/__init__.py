@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 # Import order is registration order (TASKS lists the task types in it).
@@ -17,7 +18,7 @@ from esrun.tasks.synthetic import OBJECTIVES
 if TYPE_CHECKING:
     from esrun.config.schema import Config
 
-GYM_ENGINES = {"mujoco": make_mujoco_task}
+GYM_ENGINES: dict[str, Callable[..., Task]] = {"mujoco": make_mujoco_task}
 """``task.engine`` (other than gymnasium) -> task factory for the same Gymnasium env ids."""
 
 try:  # JAX-native environments (envs/) register "jax_env"

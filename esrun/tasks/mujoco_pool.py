@@ -28,14 +28,20 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from esrun.errors import UserError
 from esrun.tasks import mujoco_worker
-from esrun.tasks.mujoco_worker import Buffers, step_slots
 from esrun.tasks.base import ChunkResult, Task
+from esrun.tasks.mujoco_worker import Buffers, step_slots
+
+if TYPE_CHECKING:
+    import jax
+
+    from esrun.config.schema import GymTaskConfig, PolicyConfig
+    from esrun.tasks.obs_norm import ObsStats
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ LOCOMOTION: dict[str, Locomotion] = {
 class EnvModel:
     """Everything the engine reads from Gymnasium's env once: XML, frame skip, weights, ranges, init state."""
 
-    def __init__(self, env_id: str, max_episode_steps: Optional[int]):
+    def __init__(self, env_id: str, max_episode_steps: int | None):
         import gymnasium as gym
 
         if env_id not in LOCOMOTION:
@@ -68,7 +74,7 @@ class EnvModel:
                             f"{', '.join(LOCOMOTION)}); use task.engine = gymnasium")
         self.kind = LOCOMOTION[env_id]
         env = gym.make(env_id)
-        u = env.unwrapped
+        u: Any = env.unwrapped  # a MujocoEnv: its model, init state and reward weights are read below
         self.xml_path = u.fullpath
         self.frame_skip = int(u.frame_skip)
         self.dt = float(u.dt)
@@ -84,7 +90,10 @@ class EnvModel:
             self.z_range = tuple(u._healthy_z_range)
             self.angle_range = tuple(u._healthy_angle_range)
             self.state_range = tuple(u._healthy_state_range) if self.kind.state_range else None
-        self.max_steps = int(max_episode_steps or env.spec.max_episode_steps)
+        assert env.spec is not None and env.observation_space.shape is not None  # registered Box-observation envs
+        steps = max_episode_steps or env.spec.max_episode_steps
+        assert steps is not None  # the locomotion envs register a time limit
+        self.max_steps = int(steps)
         self.obs_dim = int(np.prod(env.observation_space.shape))
         self.action_space = env.action_space
         env.close()
@@ -115,7 +124,8 @@ class EnvModel:
             ok &= np.all((self.state_range[0] < state) & (state < self.state_range[1]), axis=1)
         return ok
 
-    def reward(self, x_before: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, action: np.ndarray):
+    def reward(self, x_before: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, action: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
         """(reward [S] float64, terminated [S] bool) of one step; ``action [S, nu]`` as the policy gave it."""
         x_velocity = (qpos[:, 0] - x_before) / self.dt
         # Gymnasium sums the squared action in the action's dtype (float32) before weighting it; a row-wise sum of a
@@ -155,7 +165,7 @@ class SlotPool:
             self._wait(p)
 
     def _wait(self, p: subprocess.Popen) -> None:
-        if p.stdout.read(1) != b"k":
+        if p.stdout is None or p.stdout.read(1) != b"k":  # stdout is a pipe (never None)
             raise RuntimeError(f"mujoco engine worker {p.pid} died (exit code {p.wait()})")
 
     def step(self) -> None:
@@ -166,14 +176,16 @@ class SlotPool:
                        b.qpos, b.qvel, b.failed, self.env.frame_skip)
             return
         for p in self._procs:
-            p.stdin.write(b"s")
+            if p.stdin is not None:  # a pipe (never None)
+                p.stdin.write(b"s")
         for p in self._procs:
             self._wait(p)
 
     def close(self) -> None:
         for p in self._procs:
             try:
-                p.stdin.close()  # EOF: the worker exits
+                if p.stdin is not None:
+                    p.stdin.close()  # EOF: the worker exits
             except OSError:
                 pass
         for p in self._procs:
@@ -182,7 +194,8 @@ class SlotPool:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-            p.stdout.close()
+            if p.stdout is not None:
+                p.stdout.close()
         self._procs = []
         self.buf.close(unlink=True)
 
@@ -199,10 +212,12 @@ class MujocoTask(Task):
     """``task.engine: mujoco``: the Gymnasium task's contract (:mod:`esrun.tasks.gym`) on a :class:`SlotPool`."""
 
     has_eval = True
+    obs_dim: int  # always set (observation normalization)
 
-    def __init__(self, env_id: str, policy_cfg, episodes_per_member: int = 1, max_episode_steps: Optional[int] = None,
-                 obs_norm: bool = False, vector_width: Optional[int] = None, workers: Optional[int] = None,
-                 obs_clip: Optional[float] = 5.0):
+    def __init__(self, env_id: str, policy_cfg: PolicyConfig, episodes_per_member: int = 1,
+                 max_episode_steps: int | None = None,
+                 obs_norm: bool = False, vector_width: int | None = None, workers: int | None = None,
+                 obs_clip: float | None = 5.0):
         import jax
 
         from esrun.policies import ActionSpec, build_policy
@@ -218,7 +233,7 @@ class MujocoTask(Task):
         self.spec = ActionSpec.from_gym_space(self.env.action_space)
         self.policy = build_policy(policy_cfg, self.obs_dim, self.spec)
         self.num_params = self.policy.num_params
-        self._pool_: Optional[SlotPool] = None
+        self._pool_: SlotPool | None = None
         self.raw_steps = 0  # slot steps taken (useful or not), for the throughput benchmark
         self.failures = 0  # episodes failed by the simulator (raised, or a non-finite state)
         self._act = jax.jit(self._act_impl)
@@ -232,7 +247,7 @@ class MujocoTask(Task):
             x = jnp.clip(x, -self.obs_clip, self.obs_clip)
         return jax.vmap(self.policy.apply)(params[slot_member], x)
 
-    def initial_params(self, key) -> np.ndarray:
+    def initial_params(self, key: jax.Array) -> np.ndarray:
         return np.asarray(self.policy.init(key), np.float32)
 
     def _pool(self, width: int) -> SlotPool:
@@ -247,8 +262,9 @@ class MujocoTask(Task):
             return obs_stats.normalizer()
         return np.zeros(self.obs_dim, np.float32), np.ones(self.obs_dim, np.float32)
 
-    def run_jobs(self, params, job_member: np.ndarray, seed: int, obs_stats, width: Optional[int] = None,
-                 collect_obs: bool = False):
+    def run_jobs(self, params: jax.Array | np.ndarray, job_member: np.ndarray, seed: int, obs_stats: ObsStats | None,
+                 width: int | None = None, collect_obs: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, ObsStats | None]:
         """One episode per entry of ``job_member`` on ``width`` slots, scheduled as ``GymTask.run_jobs``.
 
         Returns (returns [J] float64, NaN for a failed episode; steps [J] int64; ObsStats or None).
@@ -304,7 +320,7 @@ class MujocoTask(Task):
             self.failures += int(bad.sum())
             obs = env.observe(np.where(bad[:, None], 0.0, qpos), np.where(bad[:, None], 0.0, qvel))
             x_before = qpos[:, 0].copy()
-            for s in np.flatnonzero(done):
+            for s in np.flatnonzero(done).tolist():
                 if next_job >= jobs:
                     slot_job[s] = -1
                     continue
@@ -316,7 +332,8 @@ class MujocoTask(Task):
         delta = ObsStats.from_batch(np.concatenate(obs_batches)) if obs_batches else None
         return returns, steps, delta
 
-    def evaluate(self, params, key, obs_stats=None):
+    def evaluate(self, params: jax.Array | np.ndarray, key: jax.Array,
+                 obs_stats: ObsStats | None = None) -> ChunkResult:
         from esrun.tasks.gym import seed_from_key
 
         c = params.shape[0]
@@ -325,7 +342,8 @@ class MujocoTask(Task):
         ret, steps, delta = self.run_jobs(params, job_member, seed_from_key(key), obs_stats, width, self.obs_norm)
         return ChunkResult(ret.reshape(c, self.episodes).mean(1), steps.reshape(c, self.episodes).sum(1), delta)
 
-    def evaluate_policy(self, params, key, episodes: int, obs_stats=None) -> np.ndarray:
+    def evaluate_policy(self, params: jax.Array | np.ndarray, key: jax.Array, episodes: int,
+                        obs_stats: ObsStats | None = None) -> np.ndarray:
         from esrun.tasks.gym import seed_from_key
 
         ret, _, _ = self.run_jobs(np.asarray(params)[None], np.zeros(episodes, np.int64), seed_from_key(key),
@@ -338,7 +356,7 @@ class MujocoTask(Task):
             self._pool_ = None
 
 
-def make_mujoco_task(task_cfg, policy_cfg) -> MujocoTask:
+def make_mujoco_task(task_cfg: GymTaskConfig, policy_cfg: PolicyConfig) -> MujocoTask:
     return MujocoTask(task_cfg.env_id, policy_cfg, task_cfg.episodes_per_member, task_cfg.max_episode_steps,
                       task_cfg.obs_norm, task_cfg.vector_width, getattr(task_cfg, "workers", None),
                       getattr(task_cfg, "obs_clip", 5.0))

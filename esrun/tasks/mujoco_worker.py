@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from multiprocessing import shared_memory
-from typing import Optional
+from typing import Any
 
 import numpy as np
 
 
-def step_slots(model, datas, slots, flags, action, reset_qpos, reset_qvel, qpos, qvel, failed, frame_skip) -> None:
+def step_slots(model: Any, datas: dict[int, Any], slots: Iterable[int], flags: np.ndarray, action: np.ndarray,
+               reset_qpos: np.ndarray, reset_qvel: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, failed: np.ndarray,
+               frame_skip: int) -> None:
     """For each slot s in ``slots`` with ``flags[s] > 0``: (reset as Gymnasium's MujocoEnv.reset if 2), set
     ``ctrl = action[s]``, ``mj_step(nstep=frame_skip)``, write ``qpos[s], qvel[s]``; ``failed[s] = 1`` if it raised."""
     import mujoco
@@ -46,8 +49,15 @@ class Buffers:
     flags [S] int8, failed [S] int8, action [S, nu], reset_qpos / qpos [S, nq], reset_qvel / qvel [S, nv] float64."""
 
     FIELDS = ("flags", "failed", "action", "reset_qpos", "reset_qvel", "qpos", "qvel")
+    flags: np.ndarray
+    failed: np.ndarray
+    action: np.ndarray
+    reset_qpos: np.ndarray
+    reset_qvel: np.ndarray
+    qpos: np.ndarray
+    qvel: np.ndarray
 
-    def __init__(self, slots: int, nq: int, nv: int, nu: int, name: Optional[str] = None):
+    def __init__(self, slots: int, nq: int, nv: int, nu: int, name: str | None = None):
         shapes = {"flags": ((slots,), np.int8), "failed": ((slots,), np.int8), "action": ((slots, nu), np.float64),
                   "reset_qpos": ((slots, nq), np.float64), "reset_qvel": ((slots, nv), np.float64),
                   "qpos": ((slots, nq), np.float64), "qvel": ((slots, nv), np.float64)}
@@ -62,7 +72,7 @@ class Buffers:
             self.shm = shared_memory.SharedMemory(name=name)
             from multiprocessing import resource_tracker
 
-            resource_tracker.unregister(self.shm._name, "shared_memory")
+            resource_tracker.unregister(self.shm._name, "shared_memory")  # type: ignore[attr-defined]  # the name the tracker holds
         for f in self.FIELDS:
             shape, dt = shapes[f]
             setattr(self, f, np.ndarray(shape, dt, buffer=self.shm.buf, offset=offsets[f]))
