@@ -85,7 +85,8 @@ class VaeProgram:
         self.test_x = jnp.asarray(problem.data.test)
         n_train = len(problem.data.train)
         self.diag_x = self.train_x[np.linspace(0, n_train - 1, cfg.task.diag_batch).astype(int)]
-        self._train = self._diag = None
+        self._train: Any = None  # the compiled block / diagnostics programs, built on first use
+        self._diag: Any = None
         self._elbos_jit = jax.jit(self._elbos)
         self.compile_seconds = self.compile_cpu_seconds = 0.0
 
