@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from esrun.compare import outputs
 from esrun.compare.config import dump
@@ -125,13 +126,14 @@ def _run_gym(cfg) -> CompareResult | None:
                                    cfg.backend.type, cfg.backend.workers, log)
             if sink is not None:
                 sink.close()
-            res = {k: v for k, v in out.items() if isinstance(v, (int, float, str))}
+            res: dict[str, Any] = {k: v for k, v in out.items() if isinstance(v, (int, float, str))}
             res.update({"entry": i, "label": e.row, "estimator": e.name, "seed": seed, "curve": curve,
                         "final_objective": out["final_return"], "evaluations": out["env_steps"],
                         "wall_seconds": out.get("wall_seconds", time.perf_counter() - t0)})
             results.append(res)
     if not root:
         return None
+    assert run_dir is not None  # the coordinator made it
     labels = [e.row for e in cfg.estimators]
     header = (f"**{cfg.name}**: {cfg.task.env_id}, {cfg.budget.env_steps} environment steps per method and seed, "
               f"seeds {cfg.seed_list()}, backend {cfg.backend.type} ({cfg.backend.workers} workers). Final "

@@ -98,7 +98,7 @@ def _run_es(method, options, env_id, policy_cfg, budget_env_steps, seed, backend
         t0 = time.perf_counter()
         if o["log_dir"] is None:
             tmp = tempfile.TemporaryDirectory(prefix="esrun_compare_es_")
-        log_dir = o["log_dir"] or tmp.name
+        log_dir = o["log_dir"] or tmp.name  # type: ignore[union-attr]  # tmp is made whenever log_dir is None
         cfg = _es_config(o, env_id, policy, budget_env_steps, seed, backend, workers, log_dir,
                          tensorboard=o["log_dir"] is not None)
         result = esrun.train(cfg, progress=False, on_metrics=on_metrics)

@@ -78,8 +78,8 @@ class Program:
         self.steps = cfg.budget.evaluations // method.evals
         self.block = max(1, math.ceil(self.steps / cfg.logging.points))
         self.num_blocks = math.ceil(self.steps / self.block) if self.steps else 0
-        self._train = None
-        self._diag = None
+        self._train: Any = None  # the compiled programs, built on first use
+        self._diag: Any = None
         self.compile_seconds = 0.0
 
     # -- training ------------------------------------------------------------------------------------------
@@ -169,9 +169,9 @@ class Program:
             norms = np.linalg.norm(g, axis=1) * max(np.linalg.norm(true), 1e-30)
             cos = np.where(norms > 0, g @ true / np.where(norms > 0, norms, 1.0), 0.0)
             rows.append((float(np.linalg.norm(g.mean(0) - true)), math.sqrt(var / len(g)), var, float(cos.mean())))
-        bias, bias_se, var, cos = (float(np.mean(c)) for c in zip(*rows))
-        return {"bias": bias, "bias_se": bias_se, "variance": var, "cosine": cos,
-                "variance_x_evals": var * self.method.evals}
+        bias, bias_se, variance, cosine = (float(np.mean(c)) for c in zip(*rows))
+        return {"bias": bias, "bias_se": bias_se, "variance": variance, "cosine": cosine,
+                "variance_x_evals": variance * self.method.evals}
 
 
 def references(cfg, task: EstimatorProblem) -> list[np.ndarray]:
