@@ -28,6 +28,7 @@ this module.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -65,9 +66,12 @@ class PGReplica:
         self.method = METHODS[spec["method"]]
         self.o = spec["options"]
         probe = gym.make(spec["env_id"])
+        assert probe.spec is not None and probe.observation_space.shape is not None  # a registered Box-obs env
         self.obs_dim = int(np.prod(probe.observation_space.shape))
         action_spec = ActionSpec.from_gym_space(probe.action_space)
-        self.horizon = int(self.o["max_episode_steps"] or probe.spec.max_episode_steps)
+        horizon = self.o["max_episode_steps"] or probe.spec.max_episode_steps
+        assert horizon is not None  # the env registers a time limit, or the options set one
+        self.horizon = int(horizon)
         probe.close()
         if action_spec.kind != "discrete":
             raise OptionError(f"{spec['env_id']}: the policy-gradient baselines need a discrete action space")
@@ -81,7 +85,7 @@ class PGReplica:
         self._grad = jax.jit(jax.grad(self._loss))
         self._act = jax.jit(self._act_impl)
         self._logp = jax.jit(partial(token_logp, self.policy))
-        self.env = None
+        self.env: Any = None  # the vector env, made on first collect
         self.batch: Batch | None = None
         self.iteration = -1
 
@@ -145,6 +149,7 @@ class PGReplica:
         """Gradient [P] float32 of the loss on minibatch ``update % minibatches`` of epoch ``update // minibatches``."""
         mbs = self.o["minibatches"]
         b = self.batch
+        assert b is not None, "grad() before collect()"
         if mbs > 1:
             epoch, m = divmod(update, mbs)
             perm = np.asarray(jax.random.permutation(jax.random.fold_in(self._perm_key, epoch), b.obs.shape[0]))
