@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esrun.digest import params_hash  # noqa: F401 (re-exported until every caller imports esrun.digest)
 from esrun.errors import UserError
 from esrun.runner.noise_table import table_source, table_too_small
 from esrun.strategies import get_strategy

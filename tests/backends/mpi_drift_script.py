@@ -4,7 +4,8 @@ import sys
 
 from esrun.backends import get_backend
 from esrun.config import load_config
-from esrun.runner.replica import Replica, params_hash
+from esrun.digest import params_hash
+from esrun.runner.replica import Replica
 
 cfg = load_config(None, ["task.type=synthetic", "task.dim=10", "strategy.population=8", "backend.chunk_size=2",
                          "backend.type=mpi", "backend.hash_every=1", "budget.generations=2"])
