@@ -19,7 +19,7 @@ def test_bytes_per_generation_do_not_grow_with_parameters(tmp_path):
     config.write_text("name: bytes\n")
     procs = {dim: start_cli(["train", str(config), *synthetic_overrides(dim), f"logging.dir={tmp_path / str(dim)}",
                              "backend.type=mpi", "--quiet"], mpi_ranks=2) for dim in (1_000, 1_000_000)}
-    for dim, p in procs.items():
+    for p in procs.values():
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err[-2000:]
     small = read_summary(tmp_path / "1000" / "bytes")

@@ -30,7 +30,8 @@ trees = st.recursive(scalars, lambda inner: st.one_of(
                     max_size=5)), max_leaves=20)
 configs = st.dictionaries(st.sampled_from(SECTIONS), trees, max_size=8)
 values = st.one_of(st.text(alphabet=string.printable, max_size=16),
-                   scalars.map(lambda v: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()),
+                   scalars.map(
+                       lambda v: yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()),
                    st.sampled_from(["[1, 2]", "{a: 1}", "null", "", "[", "{", "!!python/object:os.system",
                                     "&a [*a]", "1e999", "-0", "0x10"]))
 overrides = st.lists(st.one_of(

@@ -101,5 +101,5 @@ def test_jit_and_registry_metadata():
     for name in ("arm", "disarm"):
         fn = E.REGISTRY[name]
         assert fn.meta["supports"] == ("bernoulli",) and fn.meta["unbiased"] and not fn.meta["needs_grad_f"]
-        est = jax.jit(lambda k, d: fn(k, toy(0.45), d, 8))(jax.random.PRNGKey(0), E.Bernoulli(jnp.zeros(3)))
+        est = jax.jit(lambda k, d, fn=fn: fn(k, toy(0.45), d, 8))(jax.random.PRNGKey(0), E.Bernoulli(jnp.zeros(3)))
         assert est.grad.logits.shape == (3,)

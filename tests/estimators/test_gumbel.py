@@ -56,7 +56,7 @@ def test_gumbel_softmax_bias_shrinks_with_temperature():
     u = jax.random.uniform(jax.random.PRNGKey(3), (N, 3))
     biases, ses = [], []
     for tau in (2.0, 1.0, 0.5, 0.1):
-        g = jax.vmap(lambda uu: jax.grad(lambda l: f(E.gumbel_softmax(None, l, tau, u=uu)))(logits))(u)
+        g = jax.vmap(lambda uu, tau=tau: jax.grad(lambda l: f(E.gumbel_softmax(None, l, tau, u=uu)))(logits))(u)
         g = np.asarray(g, np.float64)
         biases.append(np.linalg.norm(g.mean(0) - exact))
         ses.append(np.linalg.norm(g.std(0, ddof=1) / np.sqrt(N)))
@@ -74,7 +74,8 @@ def test_no_nan_at_extremes(hard):
             for fn in (E.gumbel_softmax, E.gumbel_sigmoid):
                 y = fn(key, logits, tau, hard=hard, u=u)
                 assert np.all(np.isfinite(np.asarray(y)))
-                g_l, g_t = jax.grad(lambda l, t: jnp.sum(fn(key, l, t, hard=hard, u=u) * jnp.arange(4.0)),
+                g_l, g_t = jax.grad(lambda l, t, fn=fn, key=key, u=u: jnp.sum(fn(key, l, t, hard=hard, u=u)
+                                                                        * jnp.arange(4.0)),
                                     argnums=(0, 1))(logits, tau)
                 assert np.all(np.isfinite(np.asarray(g_l))) and np.isfinite(float(g_t)), (fn, tau, u)
 

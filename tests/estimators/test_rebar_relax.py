@@ -17,7 +17,7 @@ W = jnp.array([0.7, -1.2, 0.4, 1.5, -0.3])
 MULTI_LOGITS = jnp.array([0.3, -1.0, 0.8, 1.7, -0.4])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toy(t):
     """One function object per t, so that jitted estimators compile once per t."""
     return lambda b: jnp.sum((b - t) ** 2)

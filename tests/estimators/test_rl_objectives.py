@@ -59,7 +59,8 @@ def _hand_surrogate():
 
 def test_ppo_clip_gradient_zero_when_clipped_and_reinforce_inside():
     per_token, weights, d_token = _hand_surrogate()
-    loss, g = jax.value_and_grad(E.rl.ppo_clip_loss)(jnp.asarray(LOGP), jnp.asarray(OLD), jnp.asarray(ADV), jnp.asarray(MASK))
+    loss, g = jax.value_and_grad(E.rl.ppo_clip_loss)(jnp.asarray(LOGP), jnp.asarray(OLD), jnp.asarray(ADV),
+                                                     jnp.asarray(MASK))
     np.testing.assert_allclose(loss, -np.sum(weights * per_token), rtol=1e-5)
     np.testing.assert_allclose(g, -weights * d_token, rtol=1e-5, atol=1e-7)
     assert np.all(np.asarray(g)[BINDING] == 0.0)

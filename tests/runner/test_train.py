@@ -1,8 +1,6 @@
 """End-to-end training on real environments: thresholds, determinism hashes, interrupt / resume, bad files."""
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import time

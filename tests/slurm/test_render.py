@@ -53,7 +53,7 @@ def _in_order(needles: list[str], haystack: list[str]) -> None:
         try:
             pos = haystack.index(needle, pos) + 1
         except ValueError:
-            raise AssertionError(f"template line missing or out of order in the rendered script: {needle!r}")
+            raise AssertionError(f"template line missing or out of order in the rendered script: {needle!r}") from None
 
 
 @pytest.mark.parametrize("backend", sorted(CASES))
@@ -97,7 +97,7 @@ def test_dry_run_array_has_one_run_directory_per_seed(tmp_path):
     r = esrun("slurm", "submit", str(CARTPOLE), "name=sweep", "--array", "0-2", "--dry-run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     runs = tmp_path / "runs"
-    assert f"#SBATCH --array=0-2" in r.stdout.splitlines()
+    assert "#SBATCH --array=0-2" in r.stdout.splitlines()
     assert f"#SBATCH --output={runs / 'sweep-seed%a' / 'slurm-%A_%a.out'}" in r.stdout.splitlines()
     assert "ESRUN_ARRAY=1" in r.stdout.splitlines()
     dirs = " ".join(str(runs / f"sweep-seed{s}") for s in range(3))

@@ -3,7 +3,6 @@ and a member's fitness does not depend on the rest of its chunk."""
 import hashlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
