@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up esrun on a fresh machine (Python >= 3.10 with venv and pip) and run one thing:
 #   scripts/setup.sh run    install, then train the default job (configs/cartpole.yaml, local backend, TensorBoard logs)
-#   scripts/setup.sh test   install (with the SLURM packages the tests start), then run the whole test suite
+#   scripts/setup.sh test   install (with the SLURM packages the tests start), run the static checks (ruff, mypy,
+#                           the import contracts: scripts/static_checks.sh), then the whole test suite
 # Everything goes into ./.venv; it is reused when present and up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,10 @@ case "$what" in
         ;;
     test)
         bash scripts/install_slurm.sh
+        if ! bash scripts/static_checks.sh; then
+            echo "setup: the static checks failed (above); the tests did not run" >&2
+            exit 1
+        fi
         exec python -m pytest -q "$@"
         ;;
     *)
