@@ -140,7 +140,8 @@ class PGReplica:
         ref = logp_b
         if self.o.get("kl_coef", 0.0):
             ref = np.asarray(self._logp(self.params0, obs_b, act_b))
-        self.batch = Batch(obs_b, act_b, mask, logp_b, rtg, rew_b.sum(1), adv, ref)
+        self.batch = Batch(obs=obs_b, actions=act_b, mask=mask, old_logp=logp_b, rtg=rtg, returns=rew_b.sum(1), adv=adv,
+                           ref_logp=ref)
         self.iteration = iteration
         self._perm_key = jax.random.fold_in(key, 2)
         return {"returns": rew_b.sum(1).astype(np.float64).tolist(), "steps": int(mask.sum())}
@@ -155,7 +156,7 @@ class PGReplica:
             perm = np.asarray(jax.random.permutation(jax.random.fold_in(self._perm_key, epoch), b.obs.shape[0]))
             size = b.obs.shape[0] // mbs
             idx = np.sort(perm[m * size:(m + 1) * size])
-            b = Batch(*(x[idx] for x in b))
+            b = Batch._make(x[idx] for x in b)  # every field, same rows
         return np.asarray(self._grad(self.params, b), np.float32)
 
     # -- every replica --
