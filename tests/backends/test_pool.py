@@ -83,6 +83,9 @@ def test_local_replica_pool_reduces_in_worker_order_and_updates_every_replica():
 
 MPI_SCRIPT = TOY + '''
 import json
+import sys
+from pathlib import Path
+
 from esrun.backends.pool import make_replica_pool, map_jobs
 
 jobs = map_jobs("mpi", square, range(5), 2)
@@ -92,20 +95,21 @@ g = pool.all_reduce_mean("grad", 1)
 pool.broadcast("apply", g)
 hashes = pool.hashes()
 pool.meter.end()
-print("RESULT " + json.dumps({"rank": pool.driver.worker, "jobs": jobs, "stats": stats, "g": g.tolist(),
-                              "same": hashes == [pool.driver.params_hash()] * 2, "workers": pool.workers,
-                              "bytes": pool.meter.metrics()["comm/bytes_per_generation"]}), flush=True)
+# one file per rank: two ranks printing at once can interleave their lines
+(Path(sys.argv[1]) / f"rank{pool.driver.worker}.json").write_text(json.dumps({
+    "rank": pool.driver.worker, "jobs": jobs, "stats": stats, "g": g.tolist(),
+    "same": hashes == [pool.driver.params_hash()] * 2, "workers": pool.workers,
+    "bytes": pool.meter.metrics()["comm/bytes_per_generation"]}))
 '''
 
 
 def test_two_mpi_ranks_map_jobs_and_all_reduce(tmp_path):
     script = tmp_path / "pool_mpi.py"
     script.write_text(MPI_SCRIPT)
-    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=240)
-    out = sorted((json.loads(x[7:]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")),
-                 key=lambda r: r["rank"])
-    assert proc.returncode == 0 and len(out) == 2, proc.stderr[-2000:]
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert out[0]["jobs"] == [0, 1, 4, 9, 16] and out[1]["jobs"] is None  # gathered to rank 0 only
     # MPI's all-reduce: Allreduce(SUM) of the float32 buffers, then / W
     total = np.float32(Toy({}, 0).grad(1)) + np.float32(Toy({}, 1).grad(1))
