@@ -36,9 +36,10 @@ def load_config(config: str | os.PathLike | dict | Config | None = None, *overri
     """A validated Config from a path, a dict or a Config, with ``section.key=value`` overrides."""
     from pathlib import Path
 
-    from esrun.config import Config, validate
-    from esrun.config import load_config as _load
+    from esrun.config import Config
     from esrun.config.load import apply_overrides
+    from esrun.runner.names import load_config as _load
+    from esrun.runner.names import validate
 
     if isinstance(config, Config):
         raw = config.model_dump(mode="json")

@@ -24,8 +24,8 @@ def _user_errors():
 
 
 def _load_for_train(args):
-    from esrun.config import load_config
-    from esrun.config.load import apply_overrides, read_yaml, validate
+    from esrun.config.load import apply_overrides, read_yaml
+    from esrun.runner.names import load_config, validate
 
     if args.resume:
         run_dir = Path(args.resume)

@@ -163,6 +163,8 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def validate(raw: dict) -> Config:
+    """A Config from a raw mapping: keys, types and ranges (one-line ConfigError). The names a config refers to
+    (strategy, objective, environment) are checked a layer up, by :mod:`esrun.runner.names`."""
     task = raw.get("task")
     if isinstance(task, dict) and "type" not in task:
         raw = {**raw, "task": {"type": "gym", **task}}
@@ -170,41 +172,14 @@ def validate(raw: dict) -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_error(err, raw, Config, _TASK_MODELS, "gym")) from None
-    _check_registries(cfg)
     return cfg
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
+    """:func:`validate` of the YAML file at ``path`` (or ``{}``) with ``section.key=value`` overrides applied."""
     raw = read_yaml(path) if path is not None else {}
     raw = apply_overrides(raw, overrides)
     return validate(raw)
-
-
-def _check_registries(cfg: Config) -> None:
-    from esrun.strategies import UnknownStrategyError, get_strategy
-    from esrun.tasks import OBJECTIVES, env_exists
-
-    try:
-        get_strategy(cfg.strategy.name)
-    except UnknownStrategyError as exc:
-        raise ConfigError(str(exc)) from None
-    task = cfg.task
-    if task.type == "synthetic":
-        if task.objective not in OBJECTIVES:
-            raise ConfigError(f"task.objective = {task.objective!r}: unknown objective"
-                              f"{suggest(task.objective, OBJECTIVES)}")
-    elif task.type == "brax":
-        ok, known = env_exists(task.type, task.env_name)  # raises a one-line UserError without brax
-        if not ok:
-            raise ConfigError(f"task.env_name = {task.env_name!r}: no such Brax environment"
-                              f"{suggest(task.env_name, known)}")
-    else:
-        ok, known = env_exists(task.type, task.env_id)
-        if not ok:
-            close = difflib.get_close_matches(task.env_id, known, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            kind = "Gymnasium" if task.type == "gym" else "JAX-native (envs/)"
-            raise ConfigError(f"task.env_id = {task.env_id!r}: no such {kind} environment{hint}")
 
 
 def dump_config(cfg: Config) -> str:

@@ -19,7 +19,8 @@ def _load_run(run_dir: Path):
     """The run's config and a Replica for it, and the state of its newest intact checkpoint."""
     import sys
 
-    from esrun.config.load import read_yaml, validate
+    from esrun.config.load import read_yaml
+    from esrun.runner.names import validate
     from esrun.runner.replica import Replica
 
     if not (run_dir / "config.yaml").is_file():

@@ -57,7 +57,8 @@ def resolve_run(config: str, overrides: list[str]) -> tuple[str, str]:
 
     Raises SubmitError with the config loader's one-line message when the config or an override is invalid.
     """
-    from esrun.config import ConfigError, load_config
+    from esrun.errors import ConfigError
+    from esrun.runner.names import load_config
 
     try:
         cfg = load_config(config, overrides)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from esrun.config import ConfigError, load_config
+from esrun.errors import ConfigError
+from esrun.runner.names import load_config
 
 from esrun_helpers import CONFIGS, run_esrun
 

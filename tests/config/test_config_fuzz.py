@@ -1,5 +1,5 @@
 """Config fuzzing (hypothesis): random YAML trees, random YAML text and random override strings through the CLI's
-config path (``esrun.config.load_config``, and the resume check) give a valid Config or a one-line UserError --
+config path (``esrun.runner.names.load_config``: schema and registered names, and the resume check) give a valid Config or a one-line UserError --
 never a traceback. Deterministic (``derandomize``) so CI is stable; in-process, a few hundred examples."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esrun.config import Config, load_config
+from esrun.config import Config
 from esrun.config.resume import check_resume, flatten
 from esrun.errors import UserError
+from esrun.runner.names import load_config
 
 KEYS = sorted(flatten(Config().model_dump(mode="json"))) + [
     "task.type", "task.objective", "task.dim", "task.env_id", "backend", "strategy", "task", "policy",
