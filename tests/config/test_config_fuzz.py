@@ -1,6 +1,7 @@
 """Config fuzzing (hypothesis): random YAML trees, random YAML text and random override strings through the CLI's
-config path (``esrun.runner.names.load_config``: schema and registered names, and the resume check) give a valid Config or a one-line UserError --
-never a traceback. Deterministic (``derandomize``) so CI is stable; in-process, a few hundred examples."""
+config path (``esrun.runner.names.load_config``: schema and registered names, and the resume check) give a valid
+Config or a one-line UserError -- never a traceback. Deterministic (``derandomize``) so CI is stable; in-process,
+a few hundred examples."""
 from __future__ import annotations
 
 import string
