@@ -129,7 +129,7 @@ class VaeProblem(NamedTuple):
     optimum: None = None
 
 
-def build_problem(task_cfg) -> VaeProblem:
+def build_vae_problem(task_cfg) -> VaeProblem:
     """The problem of a ``VaeBinaryTask`` config section (initial parameters from ``task_cfg.init_seed``)."""
     data = load_binarized_digits(task_cfg.threshold, task_cfg.test_every)
     if task_cfg.batch_size > len(data.train):

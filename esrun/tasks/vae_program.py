@@ -35,7 +35,7 @@ from jax.flatten_util import ravel_pytree
 from esrun import estimators as E
 from esrun.digest import params_hash
 from esrun.strategies.optimizer import make_optimizer
-from esrun.tasks.vae_binary import VaeProblem, build_problem, elbo, encode, entropy, neg_log_joint, param_counts
+from esrun.tasks.vae_binary import VaeProblem, build_vae_problem, elbo, encode, entropy, neg_log_joint, param_counts
 from esrun.tasks.vae_estimators import VaeEstimator, make_estimator
 
 TRAIN_ELBO_KEY, TEST_ELBO_KEY, DIAG_KEY = 11, 12, 4242
@@ -47,7 +47,7 @@ def prepare(cfg) -> tuple[VaeProblem, list[VaeEstimator]]:
     """The problem and every estimator entry of a compare config, validated (UserError before any work)."""
     key = cfg.model_dump_json(include={"task", "estimators", "samples"})
     if key not in _PREPARED:
-        problem = build_problem(cfg.task)
+        problem = build_vae_problem(cfg.task)
         ests = [make_estimator(cfg.task.latents, e.name, e.num_samples or cfg.samples, e.options, e.row)
                 for e in cfg.estimators]
         _PREPARED[key] = (problem, ests)
