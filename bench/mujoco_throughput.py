@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import jax
+import mujoco
 import numpy as np
 import psutil
 
@@ -77,17 +78,26 @@ def cpu_seconds(task) -> float:
     return t
 
 
+real_mj_step = mujoco.mj_step
+
+
 def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[float, float, dict]:
     acc = {"simulator": 0.0, "policy": 0.0}
     task.run_jobs(params, np.arange(jobs) % len(params), 1, stats, width, True)  # warm-up: compile, spawn
-    timed(task, "_act", acc, "policy")
-    if isinstance(task, MujocoTask):
-        timed(task._pool_, "step", acc, "simulator")
-    else:
-        timed(task._env(width), "step", acc, "simulator")
+    in_workers = isinstance(task, MujocoTask) and task.workers > 1  # the episodes run in the workers: no breakdown here
+    if not in_workers:
+        timed(task, "_act", acc, "policy")
+        if isinstance(task, MujocoTask):
+            timed(mujoco, "mj_step", acc, "simulator")
+        else:
+            timed(task._env(width), "step", acc, "simulator")
     t0, c0 = time.perf_counter(), cpu_seconds(task)
     _, steps, _ = task.run_jobs(params, np.arange(jobs) % len(params), 2, stats, width, True)
     total, cpu = time.perf_counter() - t0, cpu_seconds(task) - c0
+    if in_workers:
+        return steps.sum() / total, steps.sum() / cpu, {}
+    if isinstance(task, MujocoTask):
+        mujoco.mj_step = real_mj_step
     acc["rest"] = total - acc["simulator"] - acc["policy"]
     return steps.sum() / total, steps.sum() / cpu, {k: v / total for k, v in acc.items()}
 

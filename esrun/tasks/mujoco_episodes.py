@@ -1,0 +1,173 @@
+"""Whole episodes on K MuJoCo slots in one process: the loop each ``task.engine: mujoco`` worker runs.
+
+A call runs n jobs (episodes) on K slots (``MjData``), lock-step over the slots of this process only:
+
+    per step:  a [K, nu] = act(params[member of slot], (obs - mean) / std)     one jitted call, vmapped over K
+               ctrl <- a[k]; mj_step(model, data_k, nstep = frame_skip)          each active slot k
+               reward, terminated, obs from (qpos, qvel) before/after            numpy over K (esrun.tasks.mujoco_env)
+    a slot whose episode ends takes the next job (of this call, or claimed from the queue the workers share), or idles.
+
+Job j starts from the env's reset noise drawn from ``np_random(seed_j)`` (Gymnasium's ``env.reset(seed=seed_j)``),
+so its return, length and observations depend only on (params of its member, mean, std, seed_j): not on K, on the
+slot it ran in, or on which process ran it (each policy row has the same bits in a batch of any size,
+:func:`make_act`).
+
+Per job the observations the policy saw (initial state included, the state after the last step not) are reduced to
+``ObsStats`` (two-pass, float64); the caller merges them in job order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from esrun.tasks.mujoco_env import EnvModel
+
+
+def make_act(policy: Any, obs_norm: bool, obs_clip: float | None) -> Callable:
+    """``act(params [C, P], slot_member [K] int, obs [K, obs_dim] float64, mean, std [obs_dim] float32) -> [K, nu]``.
+
+    The input ``x = clip((float32(obs) - mean) / std)`` is computed in numpy (IEEE, element by element) and the
+    policy rows in one jitted ``vmap``: each row's bits are then the same for every K and every row position
+    (tested), which is what makes an episode independent of the slot, the worker count and the width. (XLA fusing
+    the division into the policy gives rows whose last bits depend on K.)
+    """
+    import jax
+
+    rows = jax.jit(lambda params, slot_member, x: jax.vmap(policy.apply)(params[slot_member], x))
+
+    def act(params: Any, slot_member: np.ndarray, obs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        x = (obs.astype(np.float32) - mean) / std
+        if obs_norm and obs_clip is not None:  # as the Gymnasium task (task.obs_clip; None: ARS, no clip)
+            x = np.clip(x, np.float32(-obs_clip), np.float32(obs_clip))
+        return np.asarray(rows(params, slot_member, x))
+
+    return act
+
+
+@dataclass
+class Episodes:
+    """What a call returns: the indices of the jobs it ran, and for every job index (rows of jobs run elsewhere
+    stay 0) returns [n] float64 (NaN: the simulator failed), steps [n] int64, observation statistics (count [n],
+    mean / m2 [n, obs_dim] float64; count 0 when not collected); the slot steps taken (useful or not) and failures,
+    for the benchmarks."""
+
+    jobs: np.ndarray
+    returns: np.ndarray
+    steps: np.ndarray
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    slot_steps: int
+    failures: int
+
+
+class EpisodeRunner:
+    """One model and a growing set of ``MjData`` slots; :meth:`run` plays jobs to the end."""
+
+    def __init__(self, env: EnvModel, act: Callable):
+        import mujoco
+
+        self.env, self.act = env, act
+        self.model = mujoco.MjModel.from_xml_path(env.xml_path)
+        self.datas: list[Any] = []
+
+    def _reset(self, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        import mujoco
+        from gymnasium.utils.seeding import np_random
+
+        qpos, qvel = self.env.reset_state(np_random(int(seed))[0])
+        d = self.datas[k]
+        mujoco.mj_resetData(self.model, d)
+        d.qpos[:], d.qvel[:] = qpos, qvel
+        mujoco.mj_forward(self.model, d)
+        return qpos, qvel
+
+    def run(self, params: Any, members: np.ndarray, seeds: np.ndarray, mean: Any, std: Any, slots: int,
+            collect: bool, claim: Callable[[], int] | None = None) -> Episodes:
+        """Jobs of ``members`` / ``seeds`` (job j: member ``members[j]`` of ``params``, reset seed ``seeds[j]``) on
+        ``slots`` slots: all of them in order, or those ``claim()`` hands out (a job index, or -1: no more)."""
+        import mujoco
+
+        env, n = self.env, len(members)
+        if claim is None:
+            order = iter(range(n))
+
+            def claim() -> int:
+                return next(order, -1)
+
+        k_all = max(1, min(slots, n))
+        while len(self.datas) < k_all:
+            self.datas.append(mujoco.MjData(self.model))
+        out = Episodes(np.zeros(0, np.int64), np.zeros(n), np.zeros(n, np.int64), np.zeros(n),
+                       np.zeros((n, env.obs_dim)), np.zeros((n, env.obs_dim)), 0, 0)
+        ran: list[int] = []
+        qpos, qvel = np.zeros((k_all, env.nq)), np.zeros((k_all, env.nv))
+        slot_job = np.full(k_all, -1)
+        ep_len = np.zeros(k_all, np.int64)
+        seen = np.zeros((k_all, env.max_steps, env.obs_dim)) if collect else None
+        more = n > 0
+
+        def start(k: int) -> None:
+            nonlocal more
+            j = claim() if more else -1
+            slot_job[k] = j
+            if j < 0:
+                more = False
+                return
+            ran.append(j)
+            qpos[k], qvel[k] = self._reset(k, seeds[j])
+            ep_len[k] = 0
+
+        for k in range(k_all):
+            start(k)
+        obs = env.observe(qpos, qvel)
+        x_before = qpos[:, 0].copy()
+        bad = np.zeros(k_all, bool)
+        frame_skip, model = env.frame_skip, self.model
+        views = [(d, d.ctrl, d.qpos, d.qvel) for d in self.datas[:k_all]]  # MjData's arrays, fetched once
+        while True:
+            active = slot_job >= 0
+            live = np.flatnonzero(active)
+            if len(live) == 0:
+                break
+            action = self.act(params, members[np.maximum(slot_job, 0)], obs, mean, std)
+            if seen is not None:
+                seen[live, ep_len[live]] = obs[live]
+            bad[:] = False
+            for k in live.tolist():
+                d, ctrl, d_qpos, d_qvel = views[k]
+                try:
+                    ctrl[:] = action[k]
+                    mujoco.mj_step(model, d, nstep=frame_skip)
+                    qpos[k], qvel[k] = d_qpos, d_qvel
+                except Exception:  # noqa: BLE001 - a raising step fails this job's episode (NaN), not the run
+                    bad[k] = True
+            out.slot_steps += len(live)
+            reward, term = env.reward(x_before, qpos, qvel, action)
+            bad |= active & (~np.isfinite(qpos).all(1) | ~np.isfinite(qvel).all(1))
+            ep_len += active
+            out.returns[slot_job[live]] += reward[live]
+            done = active & (term | (ep_len >= env.max_steps) | bad)
+            for k in np.flatnonzero(done).tolist():
+                j = slot_job[k]
+                out.steps[j] = ep_len[k]
+                if bad[k]:
+                    out.returns[j] = np.nan
+                    out.failures += 1
+                if seen is not None:
+                    x = seen[k, :ep_len[k]]
+                    out.count[j], out.mean[j] = len(x), x.mean(0)
+                    out.m2[j] = ((x - out.mean[j]) ** 2).sum(0)
+                start(k)
+            fresh = done & (slot_job >= 0)
+            safe_q = np.where(bad[:, None] & ~fresh[:, None], 0.0, qpos)  # a failed, idle slot's state may be NaN
+            safe_v = np.where(bad[:, None] & ~fresh[:, None], 0.0, qvel)
+            obs = env.observe(safe_q, safe_v)
+            x_before = qpos[:, 0].copy()
+        out.jobs = np.asarray(ran, np.int64)
+        return out
