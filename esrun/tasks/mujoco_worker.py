@@ -12,14 +12,14 @@ A call's jobs are claimed one at a time from the pipe whose read end is this pro
 
 The worker builds the env model and the policy from the same config as the main process and runs
 :class:`esrun.tasks.mujoco_episodes.EpisodeRunner`: one message each way per call (a generation's share of
-episodes), nothing per env step.
+episodes), nothing per env step. Started as ``-m esrun.tasks.mujoco_worker``, Python imports ``esrun`` first, which
+sets esrun's XLA flags before JAX is loaded, as in the main process.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-import esrun  # noqa: F401  (XLA flags before JAX use)
 from esrun.tasks.pipe_messages import JobQueue, receive, send
 
 
