@@ -95,17 +95,19 @@ class EnvModel:
         ok = (self.z_range[0] < z) & (z < self.z_range[1])
         ok &= (self.angle_range[0] < angle) & (angle < self.angle_range[1])
         if self.state_range is not None:
-            state = np.concatenate([qpos[:, 2:], qvel], axis=1)
-            ok &= ((self.state_range[0] < state) & (state < self.state_range[1])).all(1)
+            lo, hi = self.state_range
+            ok &= np.logical_and.reduce((lo < qpos[:, 2:]) & (qpos[:, 2:] < hi), axis=1)
+            ok &= np.logical_and.reduce((lo < qvel) & (qvel < hi), axis=1)
         return ok
 
     def reward(self, x_before: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, action: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
-        """(reward [S] float64, terminated [S] bool) of one step; ``action [S, nu]`` as the policy gave it."""
+        """(reward [S] float64, terminated [S] bool) of one step; ``action [S, nu]`` (C-contiguous) as the policy
+        gave it."""
         x_velocity = (qpos[:, 0] - x_before) / self.dt
         # Gymnasium sums the squared action in the action's dtype (float32) before weighting it; a row-wise sum of a
         # C-contiguous array runs the same summation loop per row as np.sum of one row (tested bit for bit).
-        ctrl = self.ctrl_weight * np.square(np.ascontiguousarray(action)).sum(1)
+        ctrl = self.ctrl_weight * np.add.reduce(np.square(action), axis=1)
         if not self.kind.healthy:
             return self.forward_weight * x_velocity - ctrl, np.zeros(len(qpos), bool)
         healthy = self.is_healthy(qpos, qvel)

@@ -40,11 +40,15 @@ def make_act(policy: Any, obs_norm: bool, obs_clip: float | None) -> Callable:
 
     rows = jax.jit(lambda params, slot_member, x: jax.vmap(policy.apply)(params[slot_member], x))
 
+    lo, hi = (np.float32(-obs_clip), np.float32(obs_clip)) if obs_norm and obs_clip is not None else (None, None)
+
     def act(params: Any, slot_member: np.ndarray, obs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        x = (obs.astype(np.float32) - mean) / std
-        if obs_norm and obs_clip is not None:  # as the Gymnasium task (task.obs_clip; None: ARS, no clip)
-            x = np.clip(x, np.float32(-obs_clip), np.float32(obs_clip))
-        return np.asarray(rows(params, slot_member, x))
+        x = obs.astype(np.float32)
+        np.subtract(x, mean, out=x)
+        np.divide(x, std, out=x)
+        if lo is not None:  # as the Gymnasium task (task.obs_clip; None: ARS, no clip)
+            np.clip(x, lo, hi, out=x)
+        return np.asarray(rows(params, slot_member.astype(np.int32), x))
 
     return act
 
