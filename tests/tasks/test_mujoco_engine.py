@@ -73,6 +73,26 @@ def test_returns_equal_gymnasium_for_the_same_policies_and_seeds(env_id, workers
         fast.close()
 
 
+@pytest.mark.parametrize("policy", [POLICY, PolicyConfig(type="mlp", init_scale=1.0)], ids=["linear", "mlp"])
+def test_policy_rows_have_the_same_bits_in_any_batch(policy):
+    """make_act: a row's action does not depend on the batch size or the row's position (what makes an episode
+    independent of the width and the worker count)."""
+    from esrun.tasks.mujoco_episodes import make_act
+
+    task = MujocoTask("Hopper-v5", policy, obs_norm=True, workers=1)
+    params = jax.numpy.asarray(_params(task, 16))
+    act = make_act(task.policy, True, 5.0)
+    rng = np.random.default_rng(0)
+    obs, members = 3 * rng.standard_normal((40, task.obs_dim)), rng.integers(0, 16, 40)
+    mean = rng.standard_normal(task.obs_dim).astype(np.float32)
+    std = (0.3 + rng.random(task.obs_dim)).astype(np.float32)
+    alone = np.concatenate([act(params, members[i:i + 1], obs[i:i + 1], mean, std) for i in range(40)])
+    for k in (2, 3, 5, 8, 13, 16, 40):
+        for start in {0, 40 - k, (40 - k) // 2}:
+            np.testing.assert_array_equal(act(params, members[start:start + k], obs[start:start + k], mean, std),
+                                          alone[start:start + k])
+
+
 def test_close_to_the_gymnasium_engine():
     """Against ``engine: gymnasium`` (its policy call fuses the normalization: last bits differ, so trajectories
     may part after many steps): with one slot per episode the returns agree closely on short episodes."""
