@@ -48,7 +48,7 @@ def make_act(policy: Any, obs_norm: bool, obs_clip: float | None) -> Callable:
         np.divide(x, std, out=x)
         if lo is not None:  # as the Gymnasium task (task.obs_clip; None: ARS, no clip)
             np.clip(x, lo, hi, out=x)
-        return np.asarray(rows(params, slot_member.astype(np.int32), x))
+        return np.asarray(rows(params, np.asarray(slot_member, np.int32), x))
 
     return act
 
@@ -98,6 +98,7 @@ class EpisodeRunner:
         import mujoco
 
         env, n = self.env, len(members)
+        members = np.asarray(members, np.int32)  # once, not per env step in act
         if claim is None:
             order = iter(range(n))
 

@@ -10,12 +10,16 @@ import struct
 from typing import Any
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def send(fd: int, obj: Any) -> None:
     """Write one length-prefixed pickle to ``fd``."""
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(struct.pack("<Q", len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
+    _write_all(fd, struct.pack("<Q", len(data)) + data)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -58,18 +62,11 @@ class JobQueue:
         import numpy as np
 
         assert self.write_fd is not None  # the main process's end
-        data = memoryview(np.concatenate([np.arange(n), np.full(workers, -1)]).astype("<i4").tobytes())
-        fd = self.write_fd
-
-        def write() -> None:
-            view = data
-            while view:
-                view = view[os.write(fd, view):]
-
+        data = np.concatenate([np.arange(n), np.full(workers, -1)]).astype("<i4").tobytes()
         if len(data) <= 4096:  # under PIPE_BUF: never blocks on an empty pipe
-            write()
+            _write_all(self.write_fd, data)
         else:
-            threading.Thread(target=write, daemon=True).start()
+            threading.Thread(target=_write_all, args=(self.write_fd, data), daemon=True).start()
 
     def claim(self) -> int:
         """The next job index, or -1 (this worker is done for this call)."""

@@ -93,6 +93,22 @@ def test_policy_rows_have_the_same_bits_in_any_batch(policy):
                                           alone[start:start + k])
 
 
+def test_a_queue_larger_than_a_pipe_write_gives_the_same_results():
+    """1,100 episodes (their job indices do not fit in one atomic pipe write: the queue is filled from a thread
+    while the workers claim) on 2 workers equal the same episodes run in this process."""
+    jobs = np.arange(1100) % 4
+    tasks = [MujocoTask("Hopper-v5", POLICY, max_episode_steps=3, workers=w) for w in (1, 2)]
+    try:
+        params = _params(tasks[0], 4)
+        one, two = (t.run_jobs(params, jobs, 11, None, 8, False) for t in tasks)
+    finally:
+        for t in tasks:
+            t.close()
+    np.testing.assert_array_equal(two[1], one[1])
+    np.testing.assert_array_equal(two[0], one[0])
+    assert (one[1] >= 1).all()
+
+
 def test_close_to_the_gymnasium_engine():
     """Against ``engine: gymnasium`` (its policy call fuses the normalization: last bits differ, so trajectories
     may part after many steps): with one slot per episode the returns agree closely on short episodes."""
