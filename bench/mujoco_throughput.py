@@ -38,6 +38,7 @@ def bare_steps_per_second(env_id: str, seconds: float = 3.0) -> float:
     rng = np_random(0)[0]
     ctrl = rng.uniform(-0.3, 0.3, (1000, env.nu))
     z_min = env.z_range[0] if env.kind.healthy else -np.inf
+    z_at = 1 if env.kind.healthy == "planar" else 2  # Hopper / Walker2d: qpos[1] is the height; Ant / Humanoid: qpos[2]
     steps, t0, c0, ep = 0, time.perf_counter(), time.process_time(), env.max_steps
     while time.perf_counter() - t0 < seconds:
         for _ in range(100):
@@ -49,7 +50,7 @@ def bare_steps_per_second(env_id: str, seconds: float = 3.0) -> float:
             d.ctrl[:] = ctrl[ep]
             mujoco.mj_step(m, d, nstep=env.frame_skip)
             steps, ep = steps + 1, ep + 1
-            if d.qpos[1] < z_min:  # fallen: a new episode, as an env would
+            if d.qpos[z_at] < z_min:  # fallen: a new episode, as an env would
                 ep = env.max_steps
     return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 

@@ -30,7 +30,8 @@ class GymTaskConfig(_Section):
     eval_every: int = Field(5, ge=1, description="evaluate the mean policy every N generations")
     engine: Literal["gymnasium", "mujoco"] = Field(
         "gymnasium", description="gymnasium: Gymnasium vector envs in this process; mujoco: Gymnasium's MuJoCo "
-        "locomotion envs (Swimmer/Hopper/HalfCheetah/Walker2d-v5) stepped by mj_step on task.workers processes"
+        "locomotion envs (Swimmer/Hopper/HalfCheetah/Walker2d/Ant/Humanoid-v5) stepped by mj_step on task.workers "
+        "processes"
     )
     workers: int | None = Field(None, ge=1, description="engine mujoco: stepping processes (default: all cores)")
     reward_shift: float = Field(

@@ -80,7 +80,9 @@ class EpisodeRunner:
         self.model = mujoco.MjModel.from_xml_path(env.xml_path)
         self.datas: list[Any] = []
 
-    def _reset(self, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def _reset(self, k: int, seed: int) -> None:
+        """Slot k starts a fresh episode: Gymnasium's ``mj_resetData``, reset noise from ``np_random(seed)``,
+        ``mj_forward``."""
         import mujoco
         from gymnasium.utils.seeding import np_random
 
@@ -89,7 +91,6 @@ class EpisodeRunner:
         mujoco.mj_resetData(self.model, d)
         d.qpos[:], d.qvel[:] = qpos, qvel
         mujoco.mj_forward(self.model, d)
-        return qpos, qvel
 
     def run(self, params: Any, members: np.ndarray, seeds: np.ndarray, mean: Any, std: Any, slots: int,
             collect: bool, claim: Callable[[], int] | None = None) -> Episodes:
@@ -111,7 +112,15 @@ class EpisodeRunner:
         out = Episodes(np.zeros(0, np.int64), np.zeros(n), np.zeros(n, np.int64), np.zeros(n),
                        np.zeros((n, env.obs_dim)), np.zeros((n, env.obs_dim)), 0, 0)
         ran: list[int] = []
-        qpos, qvel = np.zeros((k_all, env.nq)), np.zeros((k_all, env.nv))
+        state = env.alloc(k_all)  # MjData fields of every slot after its last step (esrun.tasks.mujoco_env)
+        qpos, qvel = state["qpos"], state["qvel"]
+        # per slot: its MjData and (destination row, MjData array) pairs, fetched once
+        views = [(d, d.ctrl, [(state[f][k], getattr(d, f)) for f in env.fields])
+                 for k, d in enumerate(self.datas[:k_all])]
+
+        def read(k: int) -> None:
+            for row, src in views[k][2]:
+                row[...] = src
         slot_job = np.full(k_all, -1)
         ep_len = np.zeros(k_all, np.int64)
         seen = np.zeros((k_all, env.max_steps, env.obs_dim)) if collect else None
@@ -125,16 +134,17 @@ class EpisodeRunner:
                 more = False
                 return
             ran.append(j)
-            qpos[k], qvel[k] = self._reset(k, seeds[j])
+            self._reset(k, seeds[j])
+            read(k)
             ep_len[k] = 0
 
         for k in range(k_all):
             start(k)
-        obs = env.observe(qpos, qvel)
-        x_before = qpos[:, 0].copy()
+        obs = env.observe(state)
+        x_before = env.x_position(state)
         bad = np.zeros(k_all, bool)
         frame_skip, model = env.frame_skip, self.model
-        views = [(d, d.ctrl, d.qpos, d.qvel) for d in self.datas[:k_all]]  # MjData's arrays, fetched once
+        rne = env.kind.contact_forces  # Gymnasium's do_simulation: mj_rnePostConstraint after mj_step
         while True:
             active = slot_job >= 0
             live = np.flatnonzero(active)
@@ -145,15 +155,18 @@ class EpisodeRunner:
                 seen[live, ep_len[live]] = obs[live]
             bad[:] = False
             for k in live.tolist():
-                d, ctrl, d_qpos, d_qvel = views[k]
+                d, ctrl, pairs = views[k]
                 try:
                     ctrl[:] = action[k]
                     mujoco.mj_step(model, d, nstep=frame_skip)
-                    qpos[k], qvel[k] = d_qpos, d_qvel
+                    if rne:
+                        mujoco.mj_rnePostConstraint(model, d)
+                    for row, src in pairs:
+                        row[...] = src
                 except Exception:  # noqa: BLE001 - a raising step fails this job's episode (NaN), not the run
                     bad[k] = True
             out.slot_steps += len(live)
-            reward, term = env.reward(x_before, qpos, qvel, action)
+            reward, term = env.reward(x_before, state, action)
             bad |= active & (~np.isfinite(qpos).all(1) | ~np.isfinite(qvel).all(1))
             ep_len += active
             out.returns[slot_job[live]] += reward[live]
@@ -169,10 +182,11 @@ class EpisodeRunner:
                     out.count[j], out.mean[j] = len(x), x.mean(0)
                     out.m2[j] = ((x - out.mean[j]) ** 2).sum(0)
                 start(k)
-            fresh = done & (slot_job >= 0)
-            safe_q = np.where(bad[:, None] & ~fresh[:, None], 0.0, qpos)  # a failed, idle slot's state may be NaN
-            safe_v = np.where(bad[:, None] & ~fresh[:, None], 0.0, qvel)
-            obs = env.observe(safe_q, safe_v)
-            x_before = qpos[:, 0].copy()
+            stale = bad & (slot_job < 0)  # a failed slot left idle: its state may be NaN
+            if stale.any():
+                for a in state.values():
+                    a[stale] = 0.0
+            obs = env.observe(state)
+            x_before = env.x_position(state)
         out.jobs = np.asarray(ran, np.int64)
         return out

@@ -21,7 +21,8 @@ control cost included, and the same reset; with one slot per job (no slot reuse)
 ``GymTask``'s ``SyncVectorEnv`` bit for bit. A slot whose step raises or yields a non-finite state fails its
 episode (the member's fitness is NaN, ranked worst) and takes the next job.
 
-Supported: ``LOCOMOTION`` (Swimmer, Hopper, HalfCheetah, Walker2d v5); other ids keep ``engine: gymnasium``.
+Supported: ``LOCOMOTION`` (Swimmer, Hopper, HalfCheetah, Walker2d, Ant, Humanoid v5; Ant and Humanoid with their
+contact-force observations and costs); other ids keep ``engine: gymnasium``.
 """
 from __future__ import annotations
 
