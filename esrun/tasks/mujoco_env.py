@@ -98,6 +98,9 @@ class EnvModel:
         if kind.healthy == "planar":
             self.angle_range = tuple(u._healthy_angle_range)
             self.state_range = tuple(u._healthy_state_range) if kind.state_range else None
+            # strict bounds on (z, angle) = qpos[:, 1:3], one comparison pair
+            self._lo = np.array([self.z_range[0], self.angle_range[0]], np.float64)
+            self._hi = np.array([self.z_range[1], self.angle_range[1]], np.float64)
         if kind.x_from == "body":
             self.main_body = int(u.data.body(u._main_body).id)
         if kind.x_from == "mass_center":
@@ -115,8 +118,12 @@ class EnvModel:
         env.close()
 
     def alloc(self, slots: int) -> dict[str, np.ndarray]:
-        """Zeroed state buffers for ``slots`` slots: field -> ``[slots, *MjData shape]`` float64."""
-        return {f: np.zeros((slots, *self.shapes[f])) for f in self.fields}
+        """Zeroed state buffers for ``slots`` slots: field -> ``[slots, *MjData shape]`` float64; ``qpos`` and
+        ``qvel`` are the two halves of one ``qs [slots, nq + nv]`` (one finiteness / range check covers both)."""
+        qs = np.zeros((slots, self.nq + self.nv))
+        out = {"qs": qs, "qpos": qs[:, :self.nq], "qvel": qs[:, self.nq:]}
+        out.update({f: np.zeros((slots, *self.shapes[f])) for f in self.fields if f not in out})
+        return out
 
     def reset_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(qpos [nq], qvel [nv]) of a fresh episode, drawn from ``rng`` in the env's order."""
@@ -128,9 +135,16 @@ class EnvModel:
         return qpos, qvel
 
     def observe(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """``[S, obs_dim]`` float64 observations."""
-        qvel = state["qvel"]
-        parts = [state["qpos"][:, self.kind.skip_qpos:], np.clip(qvel, -10, 10) if self.kind.clip_qvel else qvel]
+        """``[S, obs_dim]`` float64 observations; without clipping or extra fields a view of ``state`` (the engine
+        consumes it before the next step)."""
+        obs = state["qs"][:, self.kind.skip_qpos:]  # qpos[skip:] and qvel, contiguous
+        if self.kind.clip_qvel:
+            obs = obs.copy()
+            v = obs[:, self.nq - self.kind.skip_qpos:]
+            np.clip(v, -10, 10, out=v)
+        if not self.kind.extra_obs:
+            return obs
+        parts = [obs]
         for f in self.kind.extra_obs:
             a = state[f]
             if f == "qfrc_actuator":
@@ -153,24 +167,22 @@ class EnvModel:
 
     def is_healthy(self, state: dict[str, np.ndarray]) -> np.ndarray:
         """``[S]`` bool (all True for envs without a health check)."""
-        qpos, qvel = state["qpos"], state["qvel"]
+        qpos = state["qpos"]
         kind = self.kind.healthy
         if not kind:
             return np.ones(len(qpos), bool)
         if kind == "ant":
             z = qpos[:, 2]
-            finite = np.isfinite(qpos).all(1) & np.isfinite(qvel).all(1)
+            finite = np.isfinite(state["qs"]).all(1)  # Gymnasium's state_vector(): qpos and qvel
             return finite & (self.z_range[0] <= z) & (z <= self.z_range[1])
         if kind == "humanoid":
             z = qpos[:, 2]
             return (self.z_range[0] < z) & (z < self.z_range[1])
-        z, angle = qpos[:, 1], qpos[:, 2]
-        ok = (self.z_range[0] < z) & (z < self.z_range[1])
-        ok &= (self.angle_range[0] < angle) & (angle < self.angle_range[1])
-        if self.state_range is not None:
+        ok = np.logical_and.reduce((self._lo < qpos[:, 1:3]) & (qpos[:, 1:3] < self._hi), axis=1)  # z, angle
+        if self.state_range is not None:  # (qpos[2:], qvel) = qs[:, 2:], contiguous
             lo, hi = self.state_range
-            ok &= np.logical_and.reduce((lo < qpos[:, 2:]) & (qpos[:, 2:] < hi), axis=1)
-            ok &= np.logical_and.reduce((lo < qvel) & (qvel < hi), axis=1)
+            s = state["qs"][:, 2:]
+            ok &= np.logical_and.reduce((lo < s) & (s < hi), axis=1)
         return ok
 
     def _contact_cost(self, state: dict[str, np.ndarray]) -> np.ndarray:
@@ -179,11 +191,11 @@ class EnvModel:
             return self.contact_weight * np.add.reduce(np.square(np.clip(f, *self.contact_range)), axis=1)
         return np.clip(self.contact_weight * np.add.reduce(np.square(f), axis=1), *self.contact_range)
 
-    def reward(self, x_before: np.ndarray, state: dict[str, np.ndarray], action: np.ndarray
+    def reward(self, x_before: np.ndarray, x_after: np.ndarray, state: dict[str, np.ndarray], action: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
-        """(reward [S] float64, terminated [S] bool) of one step; ``action [S, nu]`` (C-contiguous) as the policy
-        gave it."""
-        x_velocity = (self.x_position(state) - x_before) / self.dt
+        """(reward [S] float64, terminated [S] bool) of one step; ``x_*`` from :meth:`x_position` before / after
+        it, ``action [S, nu]`` (C-contiguous) as the policy gave it."""
+        x_velocity = (x_after - x_before) / self.dt
         # Gymnasium sums the squared action in the action's dtype (float32) before weighting it; a row-wise sum of a
         # C-contiguous array runs the same summation loop per row as np.sum of one row (tested bit for bit).
         # Humanoid sums data.ctrl (the action as float64) instead.

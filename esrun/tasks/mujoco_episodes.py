@@ -113,47 +113,48 @@ class EpisodeRunner:
                        np.zeros((n, env.obs_dim)), np.zeros((n, env.obs_dim)), 0, 0)
         ran: list[int] = []
         state = env.alloc(k_all)  # MjData fields of every slot after its last step (esrun.tasks.mujoco_env)
-        qpos, qvel = state["qpos"], state["qvel"]
+        qs = state["qs"]  # [K, nq + nv]: qpos and qvel
         # per slot: its MjData and (destination row, MjData array) pairs, fetched once
         views = [(d, d.ctrl, [(state[f][k], getattr(d, f)) for f in env.fields])
                  for k, d in enumerate(self.datas[:k_all])]
-
-        def read(k: int) -> None:
-            for row, src in views[k][2]:
-                row[...] = src
         slot_job = np.full(k_all, -1)
-        ep_len = np.zeros(k_all, np.int64)
+        slot_member = np.zeros(k_all, np.int32)  # the member of each slot's job (0 when idle)
+        slot_return = np.zeros(k_all)  # running return of each slot's episode (summed step by step, float64)
+        ep_len = np.zeros(k_all, np.int64)  # steps of each slot's episode (grows on idle slots too: unused there)
+        rows = np.arange(k_all)
         seen = np.zeros((k_all, env.max_steps, env.obs_dim)) if collect else None
         more = n > 0
 
-        def start(k: int) -> None:
+        def start(k: int) -> bool:
+            """Slot k takes the next job (True), or idles (False)."""
             nonlocal more
             j = claim() if more else -1
             slot_job[k] = j
             if j < 0:
                 more = False
-                return
+                return False
             ran.append(j)
             self._reset(k, seeds[j])
-            read(k)
-            ep_len[k] = 0
+            for row, src in views[k][2]:
+                row[...] = src
+            slot_member[k], slot_return[k], ep_len[k] = members[j], 0.0, 0
+            return True
 
         for k in range(k_all):
             start(k)
         obs = env.observe(state)
         x_before = env.x_position(state)
-        bad = np.zeros(k_all, bool)
-        frame_skip, model = env.frame_skip, self.model
+        frame_skip, model, max_steps = env.frame_skip, self.model, env.max_steps
         rne = env.kind.contact_forces  # Gymnasium's do_simulation: mj_rnePostConstraint after mj_step
-        while True:
-            active = slot_job >= 0
-            live = np.flatnonzero(active)
-            if len(live) == 0:
-                break
-            action = self.act(params, members[np.maximum(slot_job, 0)], obs, mean, std)
+        live = np.flatnonzero(slot_job >= 0)
+        while len(live):
+            action = self.act(params, slot_member, obs, mean, std)
             if seen is not None:
-                seen[live, ep_len[live]] = obs[live]
-            bad[:] = False
+                if len(live) == k_all:
+                    seen[rows, ep_len] = obs
+                else:
+                    seen[live, ep_len[live]] = obs[live]
+            raised = []
             for k in live.tolist():
                 d, ctrl, pairs = views[k]
                 try:
@@ -164,16 +165,22 @@ class EpisodeRunner:
                     for row, src in pairs:
                         row[...] = src
                 except Exception:  # noqa: BLE001 - a raising step fails this job's episode (NaN), not the run
-                    bad[k] = True
+                    raised.append(k)
             out.slot_steps += len(live)
-            reward, term = env.reward(x_before, state, action)
-            bad |= active & (~np.isfinite(qpos).all(1) | ~np.isfinite(qvel).all(1))
-            ep_len += active
-            out.returns[slot_job[live]] += reward[live]
-            done = active & (term | (ep_len >= env.max_steps) | bad)
-            for k in np.flatnonzero(done).tolist():
+            x_after = env.x_position(state)
+            reward, term = env.reward(x_before, x_after, state, action)
+            slot_return += reward  # idle slots add garbage (reset when they start)
+            ep_len += 1
+            bad = ~np.isfinite(qs).all(1)  # idle slots hold a finite (or zeroed) state
+            if raised:
+                bad[raised] = True
+            done = term | bad
+            done |= ep_len >= max_steps
+            done &= slot_job >= 0
+            ended = np.flatnonzero(done).tolist()
+            for k in ended:
                 j = slot_job[k]
-                out.steps[j] = ep_len[k]
+                out.steps[j], out.returns[j] = ep_len[k], slot_return[k]
                 if bad[k]:
                     out.returns[j] = np.nan
                     out.failures += 1
@@ -181,12 +188,14 @@ class EpisodeRunner:
                     x = seen[k, :ep_len[k]]
                     out.count[j], out.mean[j] = len(x), x.mean(0)
                     out.m2[j] = ((x - out.mean[j]) ** 2).sum(0)
-                start(k)
-            stale = bad & (slot_job < 0)  # a failed slot left idle: its state may be NaN
-            if stale.any():
-                for a in state.values():
-                    a[stale] = 0.0
+                if not start(k) and bad[k]:  # a failed slot left idle: its state may be NaN
+                    for a in state.values():
+                        a[k] = 0.0
+            if ended:
+                live = np.flatnonzero(slot_job >= 0)
+                x_before = env.x_position(state)  # fresh slots start from their reset position
+            else:
+                x_before = x_after
             obs = env.observe(state)
-            x_before = env.x_position(state)
         out.jobs = np.asarray(ran, np.int64)
         return out
