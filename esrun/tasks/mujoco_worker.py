@@ -26,7 +26,13 @@ from esrun.tasks.pipe_messages import JobQueue, receive, send
 def main() -> None:
     import signal
 
+    import jax
     import jax.numpy as jnp
+
+    # The policy call per env step is a tiny program: run it inline on this thread rather than handing it to the
+    # CPU client's dispatch thread and waiting (about a third less latency per call, bench/mujoco_throughput.py).
+    # This process only steps episodes, so nothing here overlaps with an asynchronous computation anyway.
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
     from esrun.policies import ActionSpec, build_policy
     from esrun.tasks.mujoco_env import EnvModel
