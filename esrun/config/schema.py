@@ -87,6 +87,10 @@ class BraxTaskConfig(_Section):
     action_repeat: int = Field(1, ge=1, description="env steps per policy action (divides episode_length)")
     episodes_per_member: int = Field(1, ge=1, description="episodes averaged into one member's fitness")
     obs_norm: bool = Field(True, description="normalize observations with running statistics")
+    obs_clip: float | None = Field(
+        5.0, gt=0.0, description="with obs_norm: normalized observations clipped to [-obs_clip, obs_clip]; null = "
+        "not clipped (ARS, Mania et al. 2018)"
+    )
     eval_episodes: int = Field(10, ge=1, description="episodes of the mean policy per evaluation")
     eval_every: int = Field(5, ge=1, description="evaluate the mean policy every N generations")
     max_failed_generations: int = Field(

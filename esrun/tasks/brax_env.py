@@ -4,7 +4,7 @@ Modelled on :mod:`esrun.tasks.jax_env`. For a chunk ``params: [C, P]`` with ``E 
 horizon ``H = episode_length / action_repeat`` policy steps and ``K = action_repeat``, episode ``e`` of member
 ``j`` starts from ``env.reset(fold_in(fold_in(key, j), e))`` and runs
 
-    x_t = clip((o_t - mu) / s, -5, 5)   (obs_norm; else x_t = o_t)
+    x_t = clip((o_t - mu) / s, -c, c)   (obs_norm, c = task.obs_clip, default 5; c = null: not clipped; else x_t = o_t)
     a_t = policy.apply(params[j], x_t);  K times: state <- env.step(state, a_t), G_je += r, n_je += 1 while alive
     alive <- not done  (Brax's ``done``: the robot fell / left its healthy range)
 
@@ -90,7 +90,16 @@ def _welford(stats, x, alive):
     return n1, mean1, m2 + delta * (x - mean1)
 
 
-def _episode(env, apply: Callable, horizon: int, repeat: int, obs_norm: bool, params, key, mu, sd):
+def _input(obs, mu, sd, obs_norm: bool, obs_clip: float | None):
+    """The policy input: ``clip((obs - mu) / sd, -obs_clip, obs_clip)`` with obs_norm (no clip for None), else obs."""
+    if not obs_norm:
+        return obs
+    x = (obs - mu) / sd
+    return x if obs_clip is None else jnp.clip(x, -obs_clip, obs_clip)
+
+
+def _episode(env, apply: Callable, horizon: int, repeat: int, obs_norm: bool, obs_clip: float | None, params, key,
+             mu, sd):
     """``(return [] f32, env steps [] i32, (count [], mean [D], m2 [D]))`` of one episode of ``params [P]``."""
     state = env.reset(key)
     dim = state.obs.shape[-1]
@@ -103,7 +112,7 @@ def _episode(env, apply: Callable, horizon: int, repeat: int, obs_norm: bool, pa
         obs = state.obs
         if obs_norm:
             stats = _welford(stats, obs, ~done)
-        action = apply(params, jnp.clip((obs - mu) / sd, -5.0, 5.0) if obs_norm else obs)
+        action = apply(params, _input(obs, mu, sd, obs_norm, obs_clip))
 
         def env_step(inner, _):  # one of the K env steps that repeat ``action``
             state, done, ret, steps = inner
@@ -119,11 +128,12 @@ def _episode(env, apply: Callable, horizon: int, repeat: int, obs_norm: bool, pa
     return carry[2], carry[3], carry[4]
 
 
-@partial(jax.jit, static_argnames=("env", "policy", "horizon", "repeat", "obs_norm", "episodes", "sharding"))
-def _run_chunk(params, key, mu, sd, *, env, policy, horizon, repeat, obs_norm, episodes, sharding=None):
+@partial(jax.jit, static_argnames=("env", "policy", "horizon", "repeat", "obs_norm", "obs_clip", "episodes",
+                                   "sharding"))
+def _run_chunk(params, key, mu, sd, *, env, policy, horizon, repeat, obs_norm, obs_clip, episodes, sharding=None):
     """``params [C, P]`` -> returns ``[C, E]``, steps ``[C, E]``, episode statistics ``([C, E], [C, E, D] x2)``."""
     keys = constrain(episode_keys(key, params.shape[0], episodes), sharding)
-    one = lambda p, k: _episode(env, policy.apply, horizon, repeat, obs_norm, p, k, mu, sd)  # noqa: E731
+    one = lambda p, k: _episode(env, policy.apply, horizon, repeat, obs_norm, obs_clip, p, k, mu, sd)  # noqa: E731
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, 0))(params, keys)
 
 
@@ -144,7 +154,8 @@ class BraxTask(Task):
     obs_dim: int  # always set (observation normalization)
 
     def __init__(self, env_name: str, backend: str, policy_cfg: Any, episode_length: int = 1000,
-                 action_repeat: int = 1, episodes_per_member: int = 1, obs_norm: bool = True):
+                 action_repeat: int = 1, episodes_per_member: int = 1, obs_norm: bool = True,
+                 obs_clip: float | None = 5.0):
         if episode_length % action_repeat:
             raise UserError(f"task.action_repeat = {action_repeat} must divide task.episode_length = {episode_length}")
         ok, known = env_exists(env_name)
@@ -161,6 +172,7 @@ class BraxTask(Task):
         self.repeat = int(action_repeat)
         self.episodes = int(episodes_per_member)
         self.obs_norm = bool(obs_norm)
+        self.obs_clip = None if obs_clip is None else float(obs_clip)
 
     def _normalizer(self, obs_stats: ObsStats | None):
         if self.obs_norm and obs_stats is not None:
@@ -171,7 +183,7 @@ class BraxTask(Task):
         mu, sd = self._normalizer(obs_stats)
         return _run_chunk(place(params, sharding), key, jnp.asarray(mu), jnp.asarray(sd), env=self.env,
                           policy=self.policy, horizon=self.horizon, repeat=self.repeat, obs_norm=self.obs_norm,
-                          episodes=episodes, sharding=sharding)
+                          obs_clip=self.obs_clip, episodes=episodes, sharding=sharding)
 
     def initial_params(self, key: jax.Array) -> np.ndarray:
         return np.asarray(self.policy.init(key), np.float32)
@@ -194,4 +206,4 @@ class BraxTask(Task):
 @register("brax")
 def make_brax_task(task_cfg: BraxTaskConfig, policy_cfg: PolicyConfig) -> BraxTask:
     return BraxTask(task_cfg.env_name, task_cfg.backend, policy_cfg, task_cfg.episode_length,
-                    task_cfg.action_repeat, task_cfg.episodes_per_member, task_cfg.obs_norm)
+                    task_cfg.action_repeat, task_cfg.episodes_per_member, task_cfg.obs_norm, task_cfg.obs_clip)

@@ -88,3 +88,21 @@ def test_brax_hash_equal_across_devices_and_backends(runs, other):
     assert runs[other]["params_sha256"] == runs["local"]["params_sha256"]
     assert runs[other]["env_steps"] == runs["local"]["env_steps"]
 
+
+
+def test_policy_input_clip_follows_task_obs_clip():
+    """task.obs_clip reaches the Brax rollout: clip((o - mu) / sd) at the configured bound (default 5), unclipped
+    for null (ARS), raw observations without obs_norm."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from esrun.config import load_config
+    from esrun.tasks.brax_env import _input
+
+    obs, mu, sd = jnp.array([-30.0, 0.5, 30.0]), jnp.zeros(3), jnp.ones(3)
+    np.testing.assert_array_equal(_input(obs, mu, sd, True, 5.0), [-5.0, 0.5, 5.0])
+    np.testing.assert_array_equal(_input(obs, mu, sd, True, None), [-30.0, 0.5, 30.0])
+    np.testing.assert_array_equal(_input(obs, mu, 2 * sd, True, 2.0), [-2.0, 0.25, 2.0])
+    np.testing.assert_array_equal(_input(obs, mu, sd, False, 5.0), obs)
+    assert load_config(CONFIG, []).task.obs_clip == 5.0
+    assert load_config(CONFIG, ["task.obs_clip=null"]).task.obs_clip is None
