@@ -208,6 +208,7 @@ class MujocoTask(Task):
         if self._pool_ is not None:
             self._pool_.close()
             self._pool_ = None
+        self._local = None  # the in-process slots' MjData / MjModel, freed now rather than at interpreter exit
 
 
 def make_mujoco_task(task_cfg: GymTaskConfig, policy_cfg: PolicyConfig) -> MujocoTask:
