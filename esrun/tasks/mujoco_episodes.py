@@ -4,7 +4,8 @@ A call runs n jobs (episodes) on K slots (``MjData``), lock-step over the slots 
 
     per step:  a [K, nu] = act(params[member of slot], (obs - mean) / std)     one jitted call, vmapped over K
                ctrl <- a[k]; mj_step(model, data_k, nstep = frame_skip)          each active slot k
-               reward, terminated, obs from (qpos, qvel) before/after            numpy over K (esrun.tasks.mujoco_env)
+                 (+ mj_rnePostConstraint where contact forces are read); copy the env's MjData fields
+               reward, terminated, obs from those fields before/after            numpy over K (esrun.tasks.mujoco_env)
     a slot whose episode ends takes the next job (of this call, or claimed from the queue the workers share), or idles.
 
 Job j starts from the env's reset noise drawn from ``np_random(seed_j)`` (Gymnasium's ``env.reset(seed=seed_j)``),
