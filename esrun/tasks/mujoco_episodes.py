@@ -100,7 +100,6 @@ class EpisodeRunner:
         import mujoco
 
         env, n = self.env, len(members)
-        members = np.asarray(members, np.int32)  # once, not per env step in act
         if claim is None:
             order = iter(range(n))
 
