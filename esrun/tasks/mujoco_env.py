@@ -17,6 +17,7 @@ the same v5 formulas, bit for bit (the float32 control cost included), as Gymnas
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,39 +158,16 @@ class EnvModel:
         return np.concatenate(parts, axis=1)
 
     def x_position(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """``[S]`` forward position the forward reward differentiates."""
-        if self.kind.x_from == "body":
-            return state["xpos"][:, self.main_body, 0].copy()
-        if self.kind.x_from == "mass_center":  # Gymnasium's mass_center: einsum over bodies, then / total mass
-            num = np.stack([np.einsum("b,bj->j", self.body_mass, xi) for xi in state["xipos"]])
-            return (num / self.body_mass.sum())[:, 0]
-        return state["qpos"][:, 0].copy()
+        """``[S]`` forward position the forward reward differentiates (:data:`X_POSITION`)."""
+        return X_POSITION[self.kind.x_from](self, state)
 
     def is_healthy(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """``[S]`` bool (all True for envs without a health check)."""
-        qpos = state["qpos"]
-        kind = self.kind.healthy
-        if not kind:
-            return np.ones(len(qpos), bool)
-        if kind == "ant":
-            z = qpos[:, 2]
-            finite = np.isfinite(state["qs"]).all(1)  # Gymnasium's state_vector(): qpos and qvel
-            return finite & (self.z_range[0] <= z) & (z <= self.z_range[1])
-        if kind == "humanoid":
-            z = qpos[:, 2]
-            return (self.z_range[0] < z) & (z < self.z_range[1])
-        ok = np.logical_and.reduce((self._lo < qpos[:, 1:3]) & (qpos[:, 1:3] < self._hi), axis=1)  # z, angle
-        if self.state_range is not None:  # (qpos[2:], qvel) = qs[:, 2:], contiguous
-            lo, hi = self.state_range
-            s = state["qs"][:, 2:]
-            ok &= np.logical_and.reduce((lo < s) & (s < hi), axis=1)
-        return ok
+        """``[S]`` bool (:data:`HEALTHY`; all True for envs without a health check)."""
+        return HEALTHY[self.kind.healthy](self, state)
 
     def _contact_cost(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        f = state["cfrc_ext"].reshape(len(state["cfrc_ext"]), -1)  # [S, nbody * 6], C order as np.sum flattens
-        if self.kind.contact == "clipped_forces":
-            return self.contact_weight * np.add.reduce(np.square(np.clip(f, *self.contact_range)), axis=1)
-        return np.clip(self.contact_weight * np.add.reduce(np.square(f), axis=1), *self.contact_range)
+        """``[S]`` contact cost (:data:`CONTACT_COST`)."""
+        return CONTACT_COST[self.kind.contact](self, state)
 
     def reward(self, x_before: np.ndarray, x_after: np.ndarray, state: dict[str, np.ndarray], action: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -210,3 +188,71 @@ class EnvModel:
         else:
             reward = reward - ctrl
         return reward, (~healthy) & self.terminate
+
+
+# The per-env variants of a step's formulas, by the names a Locomotion entry gives (one function each, no chains).
+# Each: (env, state dict) -> [S].
+StateFn = Callable[[EnvModel, dict[str, np.ndarray]], np.ndarray]
+
+
+def _x_qpos(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    return state["qpos"][:, 0].copy()
+
+
+def _x_body(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    return state["xpos"][:, env.main_body, 0].copy()
+
+
+def _x_mass_center(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Gymnasium's mass_center: sum_b m_b xipos_b (an einsum per slot, as Gymnasium's), then / total mass."""
+    num = np.stack([np.einsum("b,bj->j", env.body_mass, xi) for xi in state["xipos"]])
+    return (num / env.body_mass.sum())[:, 0]
+
+
+X_POSITION: dict[str, StateFn] = {"qpos": _x_qpos, "body": _x_body, "mass_center": _x_mass_center}
+
+
+def _healthy_always(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    return np.ones(len(state["qpos"]), bool)
+
+
+def _healthy_planar(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Hopper / Walker2d: lo < (z, angle) = qpos[:, 1:3] < hi, strict; Hopper also lo < (qpos[2:], qvel) < hi."""
+    qpos = state["qpos"]
+    ok = np.logical_and.reduce((env._lo < qpos[:, 1:3]) & (qpos[:, 1:3] < env._hi), axis=1)
+    if env.state_range is not None:  # (qpos[2:], qvel) = qs[:, 2:], contiguous
+        lo, hi = env.state_range
+        s = state["qs"][:, 2:]
+        ok &= np.logical_and.reduce((lo < s) & (s < hi), axis=1)
+    return ok
+
+
+def _healthy_ant(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Ant: a finite state (Gymnasium's state_vector(): qpos and qvel) and min_z <= qpos[2] <= max_z."""
+    z = state["qpos"][:, 2]
+    return np.isfinite(state["qs"]).all(1) & (env.z_range[0] <= z) & (z <= env.z_range[1])
+
+
+def _healthy_humanoid(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Humanoid: min_z < qpos[2] < max_z, strict."""
+    z = state["qpos"][:, 2]
+    return (env.z_range[0] < z) & (z < env.z_range[1])
+
+
+HEALTHY: dict[str, StateFn] = {"": _healthy_always, "planar": _healthy_planar, "ant": _healthy_ant,
+                               "humanoid": _healthy_humanoid}
+
+
+def _contact_clipped_forces(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Ant: w sum clip(cfrc_ext, lo, hi)^2 over [nbody * 6] (C order, as np.sum flattens)."""
+    f = state["cfrc_ext"].reshape(len(state["cfrc_ext"]), -1)
+    return env.contact_weight * np.add.reduce(np.square(np.clip(f, *env.contact_range)), axis=1)
+
+
+def _contact_clipped_cost(env: EnvModel, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Humanoid: clip(w sum cfrc_ext^2, lo, hi)."""
+    f = state["cfrc_ext"].reshape(len(state["cfrc_ext"]), -1)
+    return np.clip(env.contact_weight * np.add.reduce(np.square(f), axis=1), *env.contact_range)
+
+
+CONTACT_COST: dict[str, StateFn] = {"clipped_forces": _contact_clipped_forces, "clipped_cost": _contact_clipped_cost}
