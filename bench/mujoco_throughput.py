@@ -55,8 +55,9 @@ def bare_steps_per_second(env_id: str, seconds: float = 3.0) -> float:
     return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
-def timed(obj, name: str, acc: dict, key: str) -> None:
-    """Wrap ``obj.name`` so that its time adds to ``acc[key]``."""
+def timed(obj, name: str, acc: dict, key: str):
+    """Wrap ``obj.name`` so that its time adds to ``acc[key]``; returns the call that puts the original back (each
+    repeat wraps afresh, so a wrapper left in place would count its time twice)."""
     fn = getattr(obj, name)
 
     def wrapper(*a, **k):
@@ -67,6 +68,7 @@ def timed(obj, name: str, acc: dict, key: str) -> None:
             acc[key] += time.perf_counter() - t
 
     setattr(obj, name, wrapper)
+    return lambda: setattr(obj, name, fn)
 
 
 def cpu_seconds(task) -> float:
@@ -79,26 +81,23 @@ def cpu_seconds(task) -> float:
     return t
 
 
-real_mj_step = mujoco.mj_step
-
-
 def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[float, float, dict]:
     acc = {"simulator": 0.0, "policy": 0.0}
     task.run_jobs(params, np.arange(jobs) % len(params), 1, stats, width, True)  # warm-up: compile, spawn
     in_workers = isinstance(task, MujocoTask) and task.workers > 1  # the episodes run in the workers: no breakdown here
+    undo = []
     if not in_workers:
-        timed(task, "_act", acc, "policy")
-        if isinstance(task, MujocoTask):
-            timed(mujoco, "mj_step", acc, "simulator")
+        if isinstance(task, MujocoTask):  # the in-process runner (made by the warm-up) holds its own act
+            undo += [timed(task._local, "act", acc, "policy"), timed(mujoco, "mj_step", acc, "simulator")]
         else:
-            timed(task._env(width), "step", acc, "simulator")
+            undo += [timed(task, "_act", acc, "policy"), timed(task._env(width), "step", acc, "simulator")]
     t0, c0 = time.perf_counter(), cpu_seconds(task)
     _, steps, _ = task.run_jobs(params, np.arange(jobs) % len(params), 2, stats, width, True)
     total, cpu = time.perf_counter() - t0, cpu_seconds(task) - c0
+    for put_back in undo:
+        put_back()
     if in_workers:
         return steps.sum() / total, steps.sum() / cpu, {}
-    if isinstance(task, MujocoTask):
-        mujoco.mj_step = real_mj_step
     acc["rest"] = total - acc["simulator"] - acc["policy"]
     return steps.sum() / total, steps.sum() / cpu, {k: v / total for k, v in acc.items()}
 
