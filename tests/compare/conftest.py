@@ -2,29 +2,19 @@
 undone when the package ends, so later test folders run with the numerics of the CLI."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-FAST_COMPILE_ENV = "JAX_DISABLE_MOST_OPTIMIZATIONS"
+from esrun_helpers.fast_compile import fast_compile as fast_compile_mode
 
 
 @pytest.fixture(scope="package")
 def fast_compile():
     """XLA without most optimizations: halves the compile time that dominates these small runs (here and in the
     Ray / mpiexec processes the tests start, so that their floating-point results match the in-process ones)."""
-    import jax
-
-    old_env, old_cfg = os.environ.get(FAST_COMPILE_ENV), jax.config.read("jax_disable_most_optimizations")
-    os.environ[FAST_COMPILE_ENV] = "1"
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old_cfg)
-    if old_env is None:
-        os.environ.pop(FAST_COMPILE_ENV, None)
-    else:
-        os.environ[FAST_COMPILE_ENV] = old_env
+    with fast_compile_mode(subprocesses=True):
+        yield
 
 
 @pytest.fixture(scope="package")

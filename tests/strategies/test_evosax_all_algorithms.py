@@ -19,16 +19,16 @@ from esrun.strategies import STRATEGIES, get_strategy
 from esrun.strategies.evosax_adapter import EvosaxStrategy, _strong
 from esrun.strategies.evosax_registry import EVOSAX_ALGORITHMS, REFUSED, names
 
+from esrun_helpers.fast_compile import fast_compile as fast_compile_mode
+
 P, POP, GENERATIONS = 4, 8, 3
 X0 = jnp.full((P,), 1.0, jnp.float32)
 
 
 @pytest.fixture(scope="module")
 def fast_compile():
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+    with fast_compile_mode(subprocesses=False):  # in-process runs only
+        yield
 
 
 def _sphere(x):
