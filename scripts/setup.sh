@@ -39,7 +39,9 @@ case "$what" in
             echo "setup: the static checks failed (above); the tests did not run" >&2
             exit 1
         fi
-        exec python -m pytest -q "$@"
+        # two pytest-xdist workers (a test module, or all SLURM tests, runs on one worker:
+        # tests/esrun_helpers/xdist_groups.py); ESRUN_TEST_WORKERS=0 runs the suite in this one process
+        exec python -m pytest -q -n "${ESRUN_TEST_WORKERS:-2}" "$@"
         ;;
     *)
         echo "usage: scripts/setup.sh run|test [args...]" >&2

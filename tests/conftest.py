@@ -20,12 +20,22 @@ if _OWN_JAX_CACHE:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+# Under pytest-xdist (`make test` runs two workers, scripts/setup.sh) each worker gets its own Ray temp dir: a
+# `ray start` cluster (a SLURM job with backend ray) writes its address to <temp dir>/ray/ray_current_cluster, and a
+# plain `ray.init()` in any process that shares the temp dir attaches to that cluster instead of starting its own.
+# Subprocesses (esrun runs, SLURM jobs) inherit the variable, so every Ray a worker's tests start stays its own.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _XDIST_WORKER and "RAY_TMPDIR" not in os.environ:
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix=f"esrun-ray-{_XDIST_WORKER}-")  # short: Ray's socket paths
+
 # esrun sets its XLA flags (single-threaded Eigen for latency) when imported before JAX. Importing it here, before
 # any test module imports JAX, gives the pytest process the same numerics as the `esrun` CLI subprocesses, so
 # hashes compared across the two (a CLI run resumed in-process, say) are comparable.
 import esrun  # noqa: E402,F401
 
 from esrun_helpers import ray_local  # noqa: E402
+
+pytest_plugins = ("esrun_helpers.xdist_groups",)  # how pytest-xdist workers share the suite
 
 #: node id of the last collected test that uses ``ray_session``: the local Ray stops after it
 _LAST_RAY_USER: list[str] = []

@@ -8,9 +8,12 @@ The cluster is shared by the module; the node-loss test comes last (it leaves on
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -39,11 +42,15 @@ def _cfg(tmp_path, *overrides):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     ray_local.stop()  # the runs below attach this process to the two-node cluster, not to the suite's local Ray
-    c = start_two_nodes(tmp_path_factory.mktemp("ray2") / "t")
+    # a short temp dir: Ray's socket paths under it must fit AF_UNIX's 107 bytes (pytest's tmp_path, longer under
+    # pytest-xdist, does not)
+    root = Path(tempfile.mkdtemp(prefix="esrun-ray2-"))
+    c = start_two_nodes(root / "t")
     try:
         yield c
     finally:
         c.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
