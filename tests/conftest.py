@@ -25,7 +25,8 @@ if _OWN_JAX_CACHE:
 # plain `ray.init()` in any process that shares the temp dir attaches to that cluster instead of starting its own.
 # Subprocesses (esrun runs, SLURM jobs) inherit the variable, so every Ray a worker's tests start stays its own.
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if _XDIST_WORKER and "RAY_TMPDIR" not in os.environ:
+_OWN_RAY_TMPDIR = bool(_XDIST_WORKER) and "RAY_TMPDIR" not in os.environ
+if _OWN_RAY_TMPDIR:
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix=f"esrun-ray-{_XDIST_WORKER}-")  # short: Ray's socket paths
 
 # esrun sets its XLA flags (single-threaded Eigen for latency) when imported before JAX. Importing it here, before
@@ -72,3 +73,5 @@ def pytest_sessionfinish(session, exitstatus):
     ray_local.stop()
     if _OWN_JAX_CACHE:
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+    if _OWN_RAY_TMPDIR:
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 #: test folders whose tests share one session-scoped SLURM cluster
 ONE_SLURM_CLUSTER = ("tests/slurm/",)
 
@@ -29,7 +27,6 @@ def unit_of(nodeid: str) -> str:
     return "slurm" if module.startswith(ONE_SLURM_CLUSTER) else module
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """On an xdist worker: the slowest units first (every worker sorts alike, so their collections agree)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
