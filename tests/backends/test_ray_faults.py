@@ -65,8 +65,9 @@ def _ray(cluster, tmp_path, workers: int, *overrides):
 
 @pytest.fixture
 def hooked(monkeypatch):
-    """Every RayBackend the runner builds, with hooks: ``hooks["before_evaluate"](backend, state)`` and
-    ``hooks["after_tell"](backend, state)`` run in the coordinator's loop; ``made`` lists the backends."""
+    """Every RayBackend the runner builds, with hooks: ``hooks["before_evaluate"](backend, state)``,
+    ``hooks["before_tell"](backend, state)`` and ``hooks["after_tell"](backend, state)`` run in the coordinator's
+    loop; ``made`` lists the backends."""
     get_backend("ray")
     original = BACKENDS["ray"]
     made, hooks = [], {}
@@ -81,6 +82,8 @@ def hooked(monkeypatch):
             return evaluate(state)
 
         def tell_hooked(fitness, obs_delta, state):
+            if "before_tell" in hooks:
+                hooks["before_tell"](b, state)
             out = tell(fitness, obs_delta, state)
             if "after_tell" in hooks:
                 hooks["after_tell"](b, state)
@@ -202,23 +205,30 @@ def test_two_workers_killed_in_one_generation(cluster, undisturbed, tmp_path, ho
 
 
 def test_worker_killed_while_applying_the_update(cluster, undisturbed, tmp_path, hooked):
-    """Worker 0 is killed right after the coordinator sent generation 2's tell, before it answered: Ray retries the
-    tell on the restarted actor, which answers STALE and is sent the full state."""
+    """Worker 0 is killed after the coordinator sent generation 2's tell, before it answered: Ray retries the tell
+    on the restarted actor, which answers STALE and is sent the full state. (The worker is stopped with SIGSTOP
+    just before the tell is sent, so it cannot answer before the kill.)"""
     made, hooks = hooked
     killed = {}
 
+    def before_tell(b, state):
+        if state.generation == 2:
+            killed["pid"] = b.pids[0]
+            os.kill(b.pids[0], signal.SIGSTOP)
+
     def after_tell(b, state):
         if state.generation == 2:
-            tells = [r for r, call in b._calls.items() if call[0] == "tell" and call[1] == 0]
-            killed["in_flight"] = bool(tells) and not b.ray.wait(tells, timeout=0)[0]
-            killed["pid"] = b.pids[0]
-            os.kill(b.pids[0], signal.SIGKILL)
+            # this generation's tell to worker 0: the newest (the last generation's may still be in _calls,
+            # answered but not yet read)
+            tells = sorted((call[2], r) for r, call in b._calls.items() if call[0] == "tell" and call[1] == 0)
+            killed["in_flight"] = bool(tells) and not b.ray.wait([tells[-1][1]], timeout=0.5)[0]
+            os.kill(killed["pid"], signal.SIGKILL)  # (a stopped process takes SIGKILL)
 
     def before(b, state):
         if state.generation == GENERATIONS - 2:
             _wait_for_syncs(b)
 
-    hooks.update(after_tell=after_tell, before_evaluate=before)
+    hooks.update(before_tell=before_tell, after_tell=after_tell, before_evaluate=before)
     result = train(_ray(cluster, tmp_path, 2))
     b = made[0]
     assert killed.get("in_flight"), "the tell had already been answered when the worker was killed"
