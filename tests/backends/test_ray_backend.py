@@ -19,6 +19,7 @@ from esrun.runner import train
 
 from esrun_helpers import free_port, read_summary
 from esrun_helpers.backends import CARTPOLE_OVERRIDES, run_cli, start_cli, synthetic_overrides
+from esrun_helpers.ray_faults import freeze_mid_chunk
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -100,10 +101,11 @@ def test_sigkilled_worker_is_restarted_and_the_run_is_unchanged(ray_session, tmp
             b = captured_backends[0] if captured_backends else None
             # wait until worker 0 is evaluating a chunk of generation 1 or 2, then kill its process
             if b is not None and b.pids and 0 in b.busy and b.meter._last is not None:
-                killed["pid"] = b.pids[0]
-                killed["chunk"] = b.busy.get(0)
-                os.kill(killed["pid"], signal.SIGKILL)
-                return
+                pids = freeze_mid_chunk(b, (0,))  # (None: it answered a moment ago; poll again)
+                if pids is not None:
+                    killed["pid"], killed["chunk"] = pids[0], b.busy.get(0)
+                    os.kill(killed["pid"], signal.SIGKILL)
+                    return
             time.sleep(0.002)
 
     t = threading.Thread(target=killer, daemon=True)

@@ -25,6 +25,7 @@ from esrun.runner import train
 from esrun_helpers import ray_local
 from esrun_helpers.backends import CARTPOLE_OVERRIDES
 from esrun_helpers.ray_cluster import start_two_nodes
+from esrun_helpers.ray_faults import freeze_mid_chunk
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -117,14 +118,14 @@ def _busy_in_one_generation(b, workers) -> bool:
 
 
 def _when(made, predicate, action) -> threading.Thread:
-    """A thread that calls ``action(backend)`` once ``predicate(backend)`` holds (polled every 2 ms)."""
+    """A thread that calls ``action(backend)`` whenever ``predicate(backend)`` holds (polled every 2 ms), until the
+    action returns True (it returns False when the moment passed meanwhile, see ``freeze_mid_chunk``)."""
 
     def watch():
         deadline = time.time() + 400
         while time.time() < deadline:
             b = made[0] if made else None
-            if b is not None and predicate(b):
-                action(b)
+            if b is not None and predicate(b) and action(b):
                 return
             time.sleep(0.002)
 
@@ -149,8 +150,10 @@ def test_straggler_chunk_is_reassigned_and_its_late_answer_discarded(cluster, un
     stopped = {}
 
     def stop(b):
+        if freeze_mid_chunk(b, (0,)) is None:  # it answered just before: wait for its next chunk
+            return False
         stopped.update(pid=b.pids[0], generation=b.generation_seen, chunk=b.busy.get(0))
-        os.kill(b.pids[0], signal.SIGSTOP)
+        return True
 
     def before(b, state):
         b.generation_seen = state.generation
@@ -188,9 +191,13 @@ def test_two_workers_killed_in_one_generation(cluster, undisturbed, tmp_path, ho
     killed = {}
 
     def kill_two(b):
-        killed.update(pids=[b.pids[0], b.pids[1]], generation=b.generation_seen)
-        for pid in killed["pids"]:
+        pids = freeze_mid_chunk(b, (0, 1))
+        if pids is None:
+            return False
+        killed.update(pids=pids, generation=b.generation_seen)
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
+        return True
 
     _count_generations(hooks)  # (the restart itself is shown by the other kill tests; not waited for here)
     watcher = _when(made, lambda b: _busy_in_one_generation(b, (0, 1)), kill_two)
@@ -256,6 +263,8 @@ def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
         # raylet alone leaves its workers answering direct actor calls until Ray's health check declares the node
         # dead, seconds later: CI saw node 2's worker deliver 6 more chunks.)
         workers = on_node2(b)
+        if freeze_mid_chunk(b, workers) is None:
+            return False
         lost.update(workers=workers, pids={b.pids[w] for w in workers}, by_pid=dict(b.chunks_by_pid))
         on_node = psutil.Process(raylet).children(recursive=True)
         os.kill(raylet, signal.SIGKILL)
@@ -264,6 +273,7 @@ def test_node_lost_mid_run(cluster, undisturbed, tmp_path, hooked):
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        return True
 
     _count_generations(hooks)
     where = {}
