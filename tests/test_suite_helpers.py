@@ -32,6 +32,13 @@ def test_fast_compile_recompiles_on_the_way_in_and_out_and_restores_the_state(su
     assert os.environ.get(FAST_COMPILE_ENV) == before_env
 
 
+def test_fast_compile_switch_reaches_ray_workers():
+    # the Ray actors the compare tests start must compile as the coordinator does (the switch is JAX's variable)
+    from esrun.backends.ray_connect import FORWARDED_ENV
+
+    assert FAST_COMPILE_ENV in FORWARDED_ENV
+
+
 def test_xdist_units_are_modules_and_one_for_all_slurm_tests():
     assert unit_of("tests/slurm/test_jobs.py::test_a") == unit_of("tests/slurm/test_bad_input.py::test_b") == "slurm"
     assert unit_of("tests/backends/test_ray_faults.py::test_x[1]") == "tests/backends/test_ray_faults.py"
