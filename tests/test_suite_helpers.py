@@ -45,3 +45,14 @@ def test_xdist_units_are_modules_and_one_for_all_slurm_tests():
     # the hand-kept slowest-first list names units that exist (a renamed module would silently drop out of it)
     for unit in SLOWEST_FIRST:
         assert unit == "slurm" or Path(ROOT, unit).is_file(), unit
+
+
+def test_suite_collects_without_xdist():
+    # the scheduler hook is optional: pytest without pytest-xdist (or with -p no:xdist) still runs the suite
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}  # a plain run, not a worker
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", __file__],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "INTERNALERROR" not in out.stdout + out.stderr, out.stdout[-2000:]

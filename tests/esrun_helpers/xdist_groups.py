@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 #: test folders whose tests share one session-scoped SLURM cluster
 ONE_SLURM_CLUSTER = ("tests/slurm/",)
 
@@ -34,6 +36,7 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda item: rank.get(unit_of(item.nodeid), len(rank)))  # stable: file order otherwise
 
 
+@pytest.hookimpl(optionalhook=True)  # without pytest-xdist (or with -p no:xdist) the suite runs in one process
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
