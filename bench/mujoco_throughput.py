@@ -1,6 +1,8 @@
-"""Useful env steps/s of a MuJoCo locomotion task, side by side in one run: bare ``mj_step`` (the ceiling), the
-Gymnasium engine (one SyncVectorEnv in this process) and ``task.engine: mujoco`` (bare mj_step on every core), each
-with where the time goes (simulator, policy call, the rest: rewards / observations / normalization / scheduling).
+"""Useful env steps/s of a MuJoCo locomotion task, side by side in one run: bare ``mj_step`` (the ceiling), one
+``gymnasium.make`` env, the Gymnasium engine (one SyncVectorEnv in this process) and ``task.engine: mujoco`` (bare
+mj_step on every core), each with where the time goes (simulator, policy call, the rest: rewards / observations /
+normalization / scheduling; for the Gymnasium engine also the share of its env steps that are useful: a vector env
+steps every slot, also those resetting or idle at the end of a call).
 
     .venv/bin/python bench/mujoco_throughput.py --env Hopper-v5 --slots 64 --jobs 256
 
@@ -55,6 +57,24 @@ def bare_steps_per_second(env_id: str, seconds: float = 3.0) -> float:
     return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
+def gym_single_env_steps_per_second(env_id: str, seconds: float = 3.0) -> float:
+    """One Gymnasium env (``gymnasium.make``), random actions, reset when done: the Python layer's cost over bare."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (1000,) + env.action_space.shape)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for a in actions[:100]:
+            _, _, term, trunc, _ = env.step(a)
+            steps += 1
+            if term or trunc:
+                env.reset()
+    env.close()
+    return steps / (time.perf_counter() - t0)
+
+
 def timed(obj, name: str, acc: dict, key: str):
     """Wrap ``obj.name`` so that its time adds to ``acc[key]``; returns the call that puts the original back (each
     repeat wraps afresh, so a wrapper left in place would count its time twice)."""
@@ -91,6 +111,7 @@ def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[fl
             undo += [timed(task._local, "act", acc, "policy"), timed(mujoco, "mj_step", acc, "simulator")]
         else:
             undo += [timed(task, "_act", acc, "policy"), timed(task._env(width), "step", acc, "simulator")]
+    raw0 = getattr(task, "raw_steps", None)  # GymTask: every slot's env steps, also idle and resetting ones
     t0, c0 = time.perf_counter(), cpu_seconds(task)
     _, steps, _ = task.run_jobs(params, np.arange(jobs) % len(params), 2, stats, width, True)
     total, cpu = time.perf_counter() - t0, cpu_seconds(task) - c0
@@ -99,7 +120,10 @@ def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[fl
     if in_workers:
         return steps.sum() / total, steps.sum() / cpu, {}
     acc["rest"] = total - acc["simulator"] - acc["policy"]
-    return steps.sum() / total, steps.sum() / cpu, {k: v / total for k, v in acc.items()}
+    frac = {k: v / total for k, v in acc.items()}
+    if raw0 is not None:
+        frac["useful/raw steps"] = steps.sum() / (task.raw_steps - raw0)
+    return steps.sum() / total, steps.sum() / cpu, frac
 
 
 def main() -> None:
@@ -118,8 +142,10 @@ def main() -> None:
     params = np.stack([fast.initial_params(jax.random.PRNGKey(i)) for i in range(16)])
     stats = ObsStats.from_batch(np.random.default_rng(0).standard_normal((100, fast.obs_dim)))
     best = {"bare": (0.0, 0.0), "gymnasium": (0.0, 0.0, {}), "mujoco": (0.0, 0.0, {})}
+    single = 0.0
     for _ in range(a.repeats):
         best["bare"] = max(best["bare"], bare_steps_per_second(a.env))
+        single = max(single, gym_single_env_steps_per_second(a.env))
         for name, task in (("gymnasium", gym_task), ("mujoco", fast)):
             r = engine_run(task, params, a.jobs, a.slots, stats)
             best[name] = max(best[name], r, key=lambda x: x[0])
@@ -131,6 +157,7 @@ def main() -> None:
     print(f"{a.env}: {cores} cores, {a.slots} slots, {a.jobs} episodes, mujoco engine workers = {a.workers}")
     print(f"bare mj_step, 1 process        {bare:10,.0f} steps/s   (x {cores} cores = {ceiling:,.0f}); "
           f"{bare_cpu:,.0f} steps per CPU-second")
+    print(f"gymnasium.make, 1 env          {single:10,.0f} steps/s   ({single / bare:.1%} of bare: the Python layer)")
     for name in ("gymnasium", "mujoco"):
         rate, per_cpu, frac = best[name]
         parts = ", ".join(f"{k} {v:.0%}" for k, v in frac.items())
