@@ -1,8 +1,8 @@
 """Useful env steps/s of a MuJoCo locomotion task, side by side in one run: bare ``mj_step`` (the ceiling), one
 ``gymnasium.make`` env, the Gymnasium engine (one SyncVectorEnv in this process) and ``task.engine: mujoco`` (bare
 mj_step on every core), each with where the time goes (simulator, policy call, the rest: rewards / observations /
-normalization / scheduling; for the Gymnasium engine also the share of its env steps that are useful: a vector env
-steps every slot, also those resetting or idle at the end of a call).
+normalization / scheduling; and the share of each engine's slot steps that are useful: a slot also steps while it
+resets or, at the end of a call, idles).
 
     .venv/bin/python bench/mujoco_throughput.py --env Hopper-v5 --slots 64 --jobs 256
 
@@ -63,10 +63,10 @@ def gym_single_env_steps_per_second(env_id: str, seconds: float = 3.0) -> float:
 
     env = gym.make(env_id)
     env.reset(seed=0)
-    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (1000,) + env.action_space.shape)
+    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (100,) + env.action_space.shape)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        for a in actions[:100]:
+        for a in actions:
             _, _, term, trunc, _ = env.step(a)
             steps += 1
             if term or trunc:
@@ -101,7 +101,8 @@ def cpu_seconds(task) -> float:
     return t
 
 
-def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[float, float, dict]:
+def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[float, float, float, dict]:
+    """(useful steps/s, useful steps per CPU-second, useful share of the slot steps, wall share of each part)"""
     acc = {"simulator": 0.0, "policy": 0.0}
     task.run_jobs(params, np.arange(jobs) % len(params), 1, stats, width, True)  # warm-up: compile, spawn
     in_workers = isinstance(task, MujocoTask) and task.workers > 1  # the episodes run in the workers: no breakdown here
@@ -111,19 +112,17 @@ def engine_run(task, params, jobs: int, width: int, stats: ObsStats) -> tuple[fl
             undo += [timed(task._local, "act", acc, "policy"), timed(mujoco, "mj_step", acc, "simulator")]
         else:
             undo += [timed(task, "_act", acc, "policy"), timed(task._env(width), "step", acc, "simulator")]
-    raw0 = getattr(task, "raw_steps", None)  # GymTask: every slot's env steps, also idle and resetting ones
+    raw0 = task.raw_steps  # both engines count every slot's steps, also idle and resetting ones
     t0, c0 = time.perf_counter(), cpu_seconds(task)
     _, steps, _ = task.run_jobs(params, np.arange(jobs) % len(params), 2, stats, width, True)
     total, cpu = time.perf_counter() - t0, cpu_seconds(task) - c0
     for put_back in undo:
         put_back()
+    useful = steps.sum() / (task.raw_steps - raw0)
     if in_workers:
-        return steps.sum() / total, steps.sum() / cpu, {}
+        return steps.sum() / total, steps.sum() / cpu, useful, {}
     acc["rest"] = total - acc["simulator"] - acc["policy"]
-    frac = {k: v / total for k, v in acc.items()}
-    if raw0 is not None:
-        frac["useful/raw steps"] = steps.sum() / (task.raw_steps - raw0)
-    return steps.sum() / total, steps.sum() / cpu, frac
+    return steps.sum() / total, steps.sum() / cpu, useful, {k: v / total for k, v in acc.items()}
 
 
 def main() -> None:
@@ -141,7 +140,7 @@ def main() -> None:
     fast = MujocoTask(a.env, pc, obs_norm=True, workers=a.workers)
     params = np.stack([fast.initial_params(jax.random.PRNGKey(i)) for i in range(16)])
     stats = ObsStats.from_batch(np.random.default_rng(0).standard_normal((100, fast.obs_dim)))
-    best = {"bare": (0.0, 0.0), "gymnasium": (0.0, 0.0, {}), "mujoco": (0.0, 0.0, {})}
+    best = {"bare": (0.0, 0.0), "gymnasium": (0.0, 0.0, 0.0, {}), "mujoco": (0.0, 0.0, 0.0, {})}
     single = 0.0
     for _ in range(a.repeats):
         best["bare"] = max(best["bare"], bare_steps_per_second(a.env))
@@ -159,10 +158,11 @@ def main() -> None:
           f"{bare_cpu:,.0f} steps per CPU-second")
     print(f"gymnasium.make, 1 env          {single:10,.0f} steps/s   ({single / bare:.1%} of bare: the Python layer)")
     for name in ("gymnasium", "mujoco"):
-        rate, per_cpu, frac = best[name]
+        rate, per_cpu, useful, frac = best[name]
         parts = ", ".join(f"{k} {v:.0%}" for k, v in frac.items())
         print(f"engine {name:10s} (useful)     {rate:10,.0f} steps/s   {rate / ceiling:6.1%} of cores x bare; "
-              f"{per_cpu:,.0f} steps per CPU-second = {per_cpu / bare_cpu:.1%} of bare   [wall: {parts}]")
+              f"{per_cpu:,.0f} steps per CPU-second = {per_cpu / bare_cpu:.1%} of bare; {useful:.0%} of slot steps "
+              f"useful   [wall: {parts}]")
 
 
 if __name__ == "__main__":
