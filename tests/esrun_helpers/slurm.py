@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from esrun_helpers import ROOT, free_port
+from esrun_helpers import ROOT, free_port, processes
+from esrun_helpers.processes import is_stopped
 
 PARTITION = "esrun"
 
@@ -191,10 +192,18 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 
 
 def job_fields(cluster: Cluster, job_id: str) -> list[dict[str, str]]:
-    """``scontrol -o show job`` as one dict per job (array: per task); [] once SLURM has forgotten the job."""
-    r = cluster.run("scontrol", "-o", "show", "job", job_id, check=False)
-    if r.returncode != 0:
-        return []
+    """``scontrol -o show job`` as one dict per job (array: per task); [] once SLURM has forgotten the job ("Invalid
+    job id"). Any other failure (slurmctld busy: a socket timeout) is tried again, then raised: read as "forgotten",
+    it would end a wait while the job still runs."""
+    for _ in range(5):
+        r = cluster.run("scontrol", "-o", "show", "job", job_id, check=False)
+        if r.returncode == 0:
+            break
+        if "Invalid job id" in r.stderr:
+            return []
+        time.sleep(1.0)
+    else:
+        raise AssertionError(f"scontrol show job {job_id} failed 5 times: {r.stderr.strip()}\n{cluster.logs()}")
     return [dict(t.split("=", 1) for t in line.split() if "=" in t) for line in r.stdout.splitlines() if line.strip()]
 
 
@@ -244,3 +253,68 @@ def summary(run_dir: Path) -> dict:
 
 def job_output(run_dir: Path) -> str:
     return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(run_dir.glob("slurm-*.out")))
+
+
+def checkpointed_generations(run_dir: Path) -> list[int]:
+    """The generations of the run's written checkpoints, oldest first (a ``.tmp`` of a write in flight is none)."""
+    return sorted(int(p.name[len("gen_"):-len(".ckpt.npz")]) for p in (run_dir / "checkpoints").glob("gen_*.ckpt.npz"))
+
+
+def job_pids(cluster: Cluster, job: str) -> list[int]:
+    """The PIDs of every process of the job (``scontrol listpids``: the batch shell, the run, its ranks)."""
+    r = cluster.run("scontrol", "listpids", job, check=False)
+    assert r.returncode == 0, r.stderr
+    return [int(line.split()[0]) for line in r.stdout.splitlines()[1:] if line.split() and line.split()[0].isdigit()]
+
+
+def freeze_at_first_checkpoint(cluster: Cluster, job: str, run_dir: Path, last_generation: int,
+                               timeout: float = 600) -> tuple[int, list[int]]:
+    """Wait for the run's first checkpoint, then SIGSTOP every process of the job, so that whatever a test does next
+    (read its status, requeue it, signal it, kill a rank) happens mid-run, at a generation that stays put, however
+    fast this machine runs generations. Returns the newest checkpointed generation, asserted to be below
+    ``last_generation`` (the job is frozen before its run could finish), and the stopped PIDs.
+
+    The test continues the processes itself (``esrun_helpers.processes.cont``), or lets SLURM do it: ``scontrol
+    requeue`` sends SIGCONT with its SIGTERM. (Not ``scontrol suspend``: slurmd sends SIGTSTP first and SIGSTOP only
+    a couple of seconds later, and mpiexec catches SIGTSTP, so an MPI run went on for ~4 generations; a suspended
+    job is also requeued held.)"""
+    deadline = time.monotonic() + timeout
+    last_check = 0.0
+    while not checkpointed_generations(run_dir):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
+        if time.monotonic() - last_check > 1.0:
+            if not cluster.run("squeue", "-h", "-j", job, check=False).stdout.strip():
+                raise AssertionError(f"job {job} ended before its first checkpoint:\n{job_output(run_dir)}")
+            last_check = time.monotonic()
+        time.sleep(0.01)
+    stopped: list[int] = []
+    while True:  # until no process of the job is left running (one may have started while the others stopped)
+        running = [pid for pid in job_pids(cluster, job) if pid not in stopped or not is_stopped(pid)]
+        if not running:
+            break
+        stopped += processes.stop(running)
+    newest = checkpointed_generations(run_dir)[-1]
+    assert 1 <= newest < last_generation, (newest, job_output(run_dir))
+    return newest, stopped
+
+
+def release_requeued(cluster: Cluster, job: str, timeout: float = 300) -> float:
+    """Wait until the job is requeued (Restarts=1); then let it start REQUEUE_DELAY_S later instead of SLURM's two
+    minutes (Reason=BeginTime). Returns the time (``time.monotonic()``) at which SLURM first showed the requeue."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        fields = job_fields(cluster, job)
+        if fields and int(fields[0]["Restarts"]) >= 1:
+            seen = seen or time.monotonic()
+            state = fields[0]["JobState"]
+            if state == "PENDING":
+                r = cluster.run("scontrol", "update", f"JobId={job}", f"StartTime=now+{REQUEUE_DELAY_S}", check=False)
+                assert r.returncode == 0, r.stderr
+                return seen
+            if state in ("RUNNING", "COMPLETED"):
+                return seen  # already on its way again
+            # still COMPLETING its previous life: wait for PENDING
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} was not requeued within {timeout} s")

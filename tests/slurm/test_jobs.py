@@ -7,19 +7,20 @@ stopped mid-run and requeued resumed from its checkpoint instead of starting ove
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+from esrun_helpers.processes import cont
 from esrun_helpers.slurm import (
     CARTPOLE,
     FAST,
-    REQUEUE_DELAY_S,
     esrun,
+    freeze_at_first_checkpoint,
     job_fields,
     job_output,
     parse_submit,
+    release_requeued,
     summary,
     wait_job,
 )
@@ -88,46 +89,19 @@ def test_array_over_three_seeds(slurm_cluster, local_hashes, tmp_path):
     assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == [f"{job}_{s}" for s in range(3)]
 
 
-def _wait_for_checkpoint(cluster, job: str, run_dir: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if list((run_dir / "checkpoints").glob("gen_*.ckpt.npz")):
-            return
-        if not cluster.run("squeue", "-h", "-j", job, check=False).stdout.strip():
-            raise AssertionError(f"job {job} ended before its first checkpoint:\n{job_output(run_dir)}")
-        time.sleep(0.2)
-    raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
-
-
-def _release_requeued(cluster, job: str, timeout: float = 300) -> None:
-    """Wait until the job is requeued (Restarts=1), then let it start REQUEUE_DELAY_S later instead of SLURM's two
-    minutes (Reason=BeginTime)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        (fields,) = job_fields(cluster, job)
-        if int(fields["Restarts"]) >= 1:
-            if fields["JobState"] == "PENDING":
-                r = cluster.run("scontrol", "update", f"JobId={job}", f"StartTime=now+{REQUEUE_DELAY_S}", check=False)
-                assert r.returncode == 0, r.stderr
-                return
-            if fields["JobState"] in ("RUNNING", "COMPLETED"):
-                return  # already on its way again
-            # still COMPLETING its previous life: wait for PENDING
-        time.sleep(0.5)
-    raise AssertionError(f"job {job} was not requeued within {timeout} s")
-
-
 def test_job_requeued_mid_run_resumes_with_the_undisturbed_hash(slurm_cluster, local_hashes, tmp_path):
     job, run_dirs = _submit(tmp_path, "name=requeued", "budget.generations=6")
     run_dir = run_dirs[0]
-    _wait_for_checkpoint(slurm_cluster, job, run_dir)
+    frozen_at, _pids = freeze_at_first_checkpoint(slurm_cluster, job, run_dir, last_generation=6)
     r = esrun("slurm", "status", "--runs-dir", str(run_dir.parent), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     jobid, state, _elapsed, generation, _ = r.stdout.splitlines()[1].split()
-    assert (jobid, state) == (job, "RUNNING") and 1 <= int(generation) < 6, r.stdout
+    assert (jobid, state, int(generation)) == (job, "RUNNING", frozen_at), r.stdout
+    # Requeued mid-run: SLURM continues the frozen processes with its SIGTERM, and the run checkpoints and stops at
+    # the end of the generation it is in.
     r = slurm_cluster.run("scontrol", "requeue", job, check=False)
     assert r.returncode == 0, r.stderr
-    _release_requeued(slurm_cluster, job)
+    release_requeued(slurm_cluster, job)
     (s,) = _finish(slurm_cluster, job, run_dirs)
     out = job_output(run_dir)
     assert int(job_fields(slurm_cluster, job)[0]["Restarts"]) == 1, out
@@ -140,10 +114,13 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster, local
     """The --signal=B:USR1 path: the batch shell forwards USR1, the run checkpoints, the job requeues itself."""
     job, run_dirs = _submit(tmp_path, "name=preempted", "budget.generations=6")
     run_dir = run_dirs[0]
-    _wait_for_checkpoint(slurm_cluster, job, run_dir)
-    r = slurm_cluster.run("scancel", "--batch", "--signal=USR1", job, check=False)  # what --signal=B:USR1@T sends
+    _, pids = freeze_at_first_checkpoint(slurm_cluster, job, run_dir, last_generation=6)
+    # What --signal=B:USR1@T sends; it waits in the stopped batch shell, which forwards it to the run once both
+    # continue, generations before the run could end.
+    r = slurm_cluster.run("scancel", "--batch", "--signal=USR1", job, check=False)
     assert r.returncode == 0, r.stderr
-    _release_requeued(slurm_cluster, job)
+    cont(pids)
+    release_requeued(slurm_cluster, job)
     (s,) = _finish(slurm_cluster, job, run_dirs)
     out = job_output(run_dir)
     assert "esrun-slurm: SIGUSR1: asking the run to checkpoint" in out, out

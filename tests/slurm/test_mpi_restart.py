@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
+from esrun_helpers.processes import cont
 from esrun_helpers.slurm import (
     CARTPOLE,
     FAST,
-    REQUEUE_DELAY_S,
     esrun,
-    job_fields,
+    freeze_at_first_checkpoint,
     job_output,
     parse_submit,
+    release_requeued,
     summary,
     wait_job,
 )
@@ -25,47 +25,19 @@ from esrun_helpers.slurm import (
 pytestmark = pytest.mark.timeout(900)
 
 
-def _rank_process(cluster, job: str, rank: int, run_dir: Path, timeout: float = 600) -> psutil.Process:
-    """The `esrun train` process of MPI rank ``rank`` of the job, once the run has written a checkpoint."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ckpts = run_dir / "checkpoints"
-        if ckpts.is_dir() and any(not p.name.startswith(".") for p in ckpts.iterdir()):  # a checkpoint is written
-            for p in psutil.process_iter(["cmdline"]):
-                try:
-                    cmd = " ".join(p.info["cmdline"] or [])
-                    if "esrun train" not in cmd and "esrun/cli" not in cmd and "bin/esrun" not in cmd:
-                        continue
-                    env = p.environ()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                if env.get("SLURM_JOB_ID") == job and env.get("PMI_RANK") == str(rank):
-                    return p
-        states = [j.get("JobState") for j in job_fields(cluster, job)]
-        if states and states[0] not in ("PENDING", "RUNNING", "CONFIGURING"):
-            raise AssertionError(f"job {job} is {states} before rank {rank} was found:\n{job_output(run_dir)}")
-        time.sleep(0.2)
-    raise AssertionError(f"rank {rank} of job {job} not found with a checkpoint within {timeout} s:\n"
-                         f"{job_output(run_dir)}")
-
-
-def _release_when_requeued(cluster, job: str, timeout: float = 300) -> float:
-    """Once the job is requeued and PENDING, let it start REQUEUE_DELAY_S later instead of SLURM's two-minute hold.
-    Returns the time at which SLURM showed the requeue."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fields = job_fields(cluster, job)
-        if fields and int(fields[0]["Restarts"]) >= 1:
-            seen = time.monotonic()
-            while fields and fields[0]["JobState"] not in ("PENDING", "RUNNING", "COMPLETED"):
-                time.sleep(0.5)
-                fields = job_fields(cluster, job)
-            if fields and fields[0]["JobState"] == "PENDING":
-                r = cluster.run("scontrol", "update", f"JobId={job}", f"StartTime=now+{REQUEUE_DELAY_S}", check=False)
-                assert r.returncode == 0, r.stderr
-            return seen
-        time.sleep(0.5)
-    raise AssertionError(f"job {job} was not requeued within {timeout} s")
+def _rank_process(job: str, rank: int, pids: list[int]) -> psutil.Process:
+    """The `esrun train` process of MPI rank ``rank`` among the job's processes."""
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            cmd = " ".join(p.cmdline())
+            env = p.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if ("esrun train" in cmd or "esrun/cli" in cmd or "bin/esrun" in cmd) and env.get("SLURM_JOB_ID") == job \
+                and env.get("PMI_RANK") == str(rank):
+            return p
+    raise AssertionError(f"rank {rank} of job {job} is not among its processes {pids}")
 
 
 def test_killed_rank_requeues_the_job_from_its_checkpoint(slurm_cluster, local_hashes, tmp_path):
@@ -73,10 +45,13 @@ def test_killed_rank_requeues_the_job_from_its_checkpoint(slurm_cluster, local_h
               "--ntasks", "2", "--max-restarts", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     job, (run_dir,) = parse_submit(r.stdout)
-    rank1 = _rank_process(slurm_cluster, job, 1, run_dir)
-    killed_at = time.monotonic()
+    # Frozen mid-run, so the kill lands before the run could end however fast this machine is.
+    _, pids = freeze_at_first_checkpoint(slurm_cluster, job, run_dir, last_generation=6)
+    rank1 = _rank_process(job, 1, pids)
     os.kill(rank1.pid, signal.SIGKILL)
-    requeued_at = _release_when_requeued(slurm_cluster, job)
+    killed_at = time.monotonic()
+    cont(pids)
+    requeued_at = release_requeued(slurm_cluster, job)
     states = wait_job(slurm_cluster, job, timeout=600)
     out = job_output(run_dir)
     assert states == ["COMPLETED"], (states, out, slurm_cluster.logs())
