@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from esrun_helpers import read_summary
+from esrun_helpers import processes, read_summary
 from esrun_helpers.backends import start_cli
 
 pytestmark = pytest.mark.timeout(600)
@@ -82,23 +82,14 @@ def _frozen_mappers(path: str, pids) -> dict[int, dict]:
     try:
         found, todo = {}, set(pids)
         for _ in range(5):  # a process that began to map the table meanwhile is stopped too, and all read again
-            for pid in todo:
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                    stopped.append(pid)
-                except ProcessLookupError:
-                    pass
+            stopped += processes.stop(todo)
             found = _mappers(path)
             todo = set(found) - set(stopped)
             if not todo:
                 break
         return found
     finally:
-        for pid in stopped:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        processes.cont(stopped)
 
 
 def test_one_table_per_host_mapped_by_every_ray_actor_and_mpi_rank(tmp_path, monkeypatch):
@@ -106,7 +97,8 @@ def test_one_table_per_host_mapped_by_every_ray_actor_and_mpi_rank(tmp_path, mon
     every process maps the same inode, and the sum of their PSS for it is about one table (the pages exist once)."""
     monkeypatch.setenv("ESRUN_NOISE_DIR", str(tmp_path))
     dim = TABLE // 2  # every slice covers half the table: each process soon touches most of it
-    long = ("budget.generations=100000", "budget.wall_seconds=240")
+    # Ended by SIGINT below; the wall budget only bounds a run orphaned by a killed test, and outlasts the 300 s wait
+    long = ("budget.generations=100000", "budget.wall_seconds=540")
     # Ray first: its node must register within Ray's fixed 30 s, which a busy machine can miss while two MPI ranks
     # import JAX beside it; the MPI run starts once the coordinator and both actors map the table.
     ray = start_cli(_sphere(dim, tmp_path, "ray", *long, "backend.type=ray", "backend.workers=2"))

@@ -8,10 +8,10 @@ workers are continued and the caller polls again.
 """
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Sequence
 from typing import Any
+
+from esrun_helpers import processes
 
 #: seconds an answer sent just before SIGSTOP may take to reach the coordinator (one machine: milliseconds)
 IN_TRANSIT_S = 0.2
@@ -29,11 +29,8 @@ def unanswered_chunks(b: Any, w: int, timeout: float = IN_TRANSIT_S) -> list:
 def freeze_mid_chunk(b: Any, workers: Sequence[int]) -> list[int] | None:
     """SIGSTOP the processes of ``workers``; if every one of them still owes a chunk, return their pids (left
     stopped, for the caller to kill or continue), else SIGCONT them and return None."""
-    pids = [b.pids[w] for w in workers]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    pids = processes.stop([b.pids[w] for w in workers])
     if all(unanswered_chunks(b, w) for w in workers):
         return pids
-    for pid in pids:
-        os.kill(pid, signal.SIGCONT)
+    processes.cont(pids)
     return None

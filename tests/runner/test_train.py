@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esrun_helpers import CONFIGS, esrun_cmd, read_summary, run_esrun
+from esrun_helpers import CONFIGS, esrun_cmd, processes, read_summary, run_esrun
 
 SUMMARY_KEYS = {"generations", "env_steps", "evaluations", "wall_seconds", "best_fitness", "final_eval_return",
                 "backend", "workers", "bytes_per_generation", "params_sha256"}
@@ -66,11 +66,17 @@ def test_interrupted_and_resumed_matches_undisturbed(runs, sig):
     proc = subprocess.Popen(esrun_cmd(*base, "name=cut"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=CONFIGS.parent)
     _wait_for(runs / "cut" / "checkpoints" / "gen_*.ckpt.npz", proc)
+    # Frozen first, so the signal lands mid-run however fast this machine runs generations: it waits in the stopped
+    # process, which stops at the end of the generation it is in once continued.
+    processes.stop([proc.pid])
+    frozen_at = max(int(p.name[4:10]) for p in (runs / "cut" / "checkpoints").glob("gen_*.ckpt.npz"))
+    assert frozen_at < 14
     proc.send_signal(sig)
+    processes.cont([proc.pid])
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     first = read_summary(runs / "cut")
     assert first["stop_reason"] == "signal", first
-    assert 0 < first["generations"] < 14
+    assert frozen_at <= first["generations"] < 14
 
     run_esrun("train", "--resume", str(runs / "cut"), "--quiet", check=True)
     done = read_summary(runs / "cut")
