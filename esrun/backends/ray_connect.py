@@ -78,6 +78,24 @@ def _init_with_timeout(ray: ModuleType, address: str, **kwargs: Any) -> None:
         raise UserError(f"cannot connect to the Ray cluster at backend.address = '{address}': {first}")
 
 
+LOCAL_START_ATTEMPTS = 3
+"""Tries of a local ``ray.init``: Ray gives its new node a fixed 30 s to register with the GCS, which a loaded
+machine (several processes importing JAX beside it) can miss; the node start is then tried again."""
+
+
+def init_local(ray: ModuleType, **kwargs: Any) -> None:
+    """``ray.init(**kwargs)`` of a new local node, tried again (LOCAL_START_ATTEMPTS in all) when only the node's
+    registration timed out ("timed out during startup"); any other error is raised at once."""
+    for attempt in range(LOCAL_START_ATTEMPTS):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == LOCAL_START_ATTEMPTS - 1 or "timed out during startup" not in str(exc):
+                raise
+
+
 def connect(address: str | None) -> tuple[ModuleType, bool]:
     """The ray module, initialized; returns (ray, owned) where owned says whether this call started Ray
     (the caller then shuts it down when done)."""
@@ -88,7 +106,7 @@ def connect(address: str | None) -> tuple[ModuleType, bool]:
         return ray, False
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning"}
     if address is None:
-        ray.init(**kwargs)  # local, sized to the machine
+        init_local(ray, **kwargs)  # local, sized to the machine
     else:
         if address != "auto":
             _probe(address)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-from esrun_helpers.fast_compile import FAST_COMPILE_ENV
+from esrun.backends.ray_connect import init_local
 
-#: Ray gives its node 30 s to register with the GCS; a loaded machine can miss that, so the start is tried again.
-ATTEMPTS = 3
+from esrun_helpers.fast_compile import FAST_COMPILE_ENV
 
 
 def start() -> ModuleType:
@@ -22,22 +21,17 @@ def start() -> ModuleType:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    for attempt in range(ATTEMPTS):
-        if ray.is_initialized():
-            break
-        # the node (and every worker it starts) inherits this process's environment: start it without the
-        # fast-compile switch a test may have on now, which a later test with it off would then run with too
-        # (runs that want it forward it to their actors; esrun_helpers.fast_compile)
-        fast = os.environ.pop(FAST_COMPILE_ENV, None)
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning")
-        except Exception as exc:  # noqa: BLE001 - only Ray's node-start timeout is tried again
-            ray.shutdown()
-            if attempt == ATTEMPTS - 1 or "timed out during startup" not in str(exc):
-                raise
-        finally:
-            if fast is not None:
-                os.environ[FAST_COMPILE_ENV] = fast
+    if ray.is_initialized():
+        return ray
+    # the node (and every worker it starts) inherits this process's environment: start it without the fast-compile
+    # switch a test may have on now, which a later test with it off would then run with too (runs that want it
+    # forward it to their actors; esrun_helpers.fast_compile)
+    fast = os.environ.pop(FAST_COMPILE_ENV, None)
+    try:
+        init_local(ray, num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning")
+    finally:
+        if fast is not None:
+            os.environ[FAST_COMPILE_ENV] = fast
     return ray
 
 
