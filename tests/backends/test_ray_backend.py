@@ -32,9 +32,10 @@ def _cfg(tmp_path, *overrides, path="configs/cartpole.yaml"):
 def captured_backends(monkeypatch):
     """Every RayBackend the runner builds in this test (to read its worker pids and counters).
 
-    Before generation ``WAIT_AT`` the coordinator waits (at most 180 s) for worker syncs in flight, so that a
-    worker killed earlier has come back (a new process imports JAX and builds the task, slow on a busy machine)
-    and is seen taking chunks again within a short run.
+    Before each generation the coordinator waits (at most 180 s) for worker syncs in flight, so that a worker killed
+    in an earlier generation has come back (a new process imports JAX and builds the task, slow on a busy machine)
+    and is seen taking chunks again within a short run. ``backend.generation_seen`` is the generation being
+    evaluated.
     """
     get_backend("ray")
     made = []
@@ -45,8 +46,9 @@ def captured_backends(monkeypatch):
         evaluate = backend.evaluate
 
         def evaluate_after_syncs(state):
-            if state.generation == WAIT_AT:
-                syncs = [ref for ref, call in backend._calls.items() if call[0] == "sync"]
+            backend.generation_seen = state.generation
+            syncs = [ref for ref, call in backend._calls.items() if call[0] == "sync"]
+            if syncs:
                 backend.ray.wait(syncs, num_returns=len(syncs), timeout=180)
             return evaluate(state)
 
@@ -64,8 +66,10 @@ def local_sha(tmp_path_factory):
     return train(_cfg(tmp_path_factory.mktemp("local"), "backend.type=local")).params_sha256
 
 
-WAIT_AT = 3
 LONG = ("budget.generations=5",)
+# The last generation (state.generation counts from 0) in which the worker may be killed: the restarted one must be
+# seen taking chunks in a later one.
+KILL_BY = 3
 
 
 def test_local_ray_and_mpi_give_the_same_params(ray_session, local_sha, tmp_path, captured_backends):
@@ -99,8 +103,11 @@ def test_sigkilled_worker_is_restarted_and_the_run_is_unchanged(ray_session, tmp
         deadline = time.time() + 240
         while time.time() < deadline:
             b = captured_backends[0] if captured_backends else None
-            # wait until worker 0 is evaluating a chunk of generation 1 or 2, then kill its process
-            if b is not None and b.pids and 0 in b.busy and b.meter._last is not None:
+            generation = getattr(b, "generation_seen", None)  # None: no generation evaluated yet
+            if generation is not None and generation > KILL_BY:
+                return  # too late in the run: the assertion below says so
+            # wait until worker 0 is evaluating a chunk of a generation after the first, then kill its process
+            if generation is not None and b.pids and 0 in b.busy and b.meter._last is not None:
                 pids = freeze_mid_chunk(b, (0,))  # (None: it answered a moment ago; poll again)
                 if pids is not None:
                     killed["pid"], killed["chunk"] = pids[0], b.busy.get(0)
@@ -153,15 +160,15 @@ def test_worker_that_cannot_build_the_task_reports_its_error(ray_session, tmp_pa
 
 
 def test_unreachable_ray_address_fails_fast_with_one_line(tmp_path):
+    """Fast: the error is the TCP probe's ("cannot reach"), not ray.init's own wait for a cluster that never
+    answers (the seconds are not asserted: start-up alone varies several-fold between machines)."""
     address = f"127.0.0.1:{free_port()}"  # a port nobody listens on
-    t0 = time.time()
     p = run_cli(["train", "configs/cartpole.yaml", *CARTPOLE_OVERRIDES, f"logging.dir={tmp_path}",
                  "backend.type=ray", f"backend.address={address}"], timeout=120)
-    elapsed = time.time() - t0
     assert p.returncode == 2, p.stderr[-2000:]
     errors = [line for line in p.stderr.splitlines() if line.startswith("esrun: error:")]
     assert len(errors) == 1 and address in errors[0], p.stderr[-2000:]
-    assert elapsed < 30
+    assert "cannot reach the Ray cluster" in errors[0], errors[0]
 
 
 def test_replica_that_drifts_is_detected_by_its_hash_and_resynced(ray_session, tmp_path, captured_backends,

@@ -77,7 +77,7 @@ def test_status_from_summary_and_checkpoints(two_runs, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "stop_reason": "signal"}))
     for p in ckpts:
-        os.utime(p, (time.time() - RECENT_SECONDS,) * 2)
+        os.utime(p, (time.time() - RECENT_SECONDS - 60,) * 2)
     assert read_run(run).status == "interrupted"  # stopped by a signal: resumable
     (run / "summary.json").unlink()
     row = read_run(run)

@@ -51,7 +51,20 @@ def served(tmp_path_factory):
                          f"logging.dir={runs}", f"name={RUN}", "logging.progress=false")
     evaluate_run(result.run_dir, episodes=1, video=str(tmp_path_factory.mktemp("vid") / "eval.gif"))
     with tensorboard_server(runs) as base:
+        _poll(lambda: _loaded(base))
         yield base, result
+
+
+def _loaded(base: str) -> bool:
+    """True once the server has read both events files whole. It loads them in the background and serves what it
+    has read so far, so a test that asserted on a half-read run would race that load."""
+    def q(tag: str) -> str:
+        return urllib.parse.urlencode({"run": RUN, "tag": tag})
+
+    return (len(_get(f"{base}/data/plugin/scalars/scalars?{q('vs_env_steps/fitness/best')}")) == 3
+            and len(_get(f"{base}/data/plugin/histograms/histograms?{q('fitness/population')}")) == 3
+            and len(_get(f"{base}/data/plugin/images/images?{q('eval/video')}")) == 2  # the second file's
+            and bool(_get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""}).get("metricInfos")))
 
 
 def test_scalars_by_generation_and_by_env_steps(served):
