@@ -4,7 +4,8 @@ directories, free ports, a real TensorBoard. Topic modules: ``backends`` (esrun 
 CartPole and sphere overrides), ``compare`` (compare run outputs), ``oracles`` (exact-gradient checks of the
 estimator tests), ``slurm`` (a real single-node SLURM cluster), ``ray_cluster`` (a real two-node Ray cluster),
 ``ray_local`` (the session's one local Ray, behind the ``ray_session`` fixture of tests/conftest.py),
-``ray_faults`` (a worker stopped or killed mid-chunk without a race).
+``ray_faults`` (a worker stopped or killed mid-chunk without a race), ``processes`` (processes stopped and continued
+by PID, the one SIGSTOP / SIGCONT of the fault tests).
 
 (Kept out of conftest.py: several test folders have a conftest, and `from conftest import ...` would pick
 whichever pytest imported last. No test module imports another test module: what two tests share lives here.)
