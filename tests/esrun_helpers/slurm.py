@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from esrun.runner import checkpoint
+
 from esrun_helpers import ROOT, free_port, processes
-from esrun_helpers.processes import is_stopped
 
 PARTITION = "esrun"
 
@@ -255,16 +256,12 @@ def job_output(run_dir: Path) -> str:
     return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(run_dir.glob("slurm-*.out")))
 
 
-def checkpointed_generations(run_dir: Path) -> list[int]:
-    """The generations of the run's written checkpoints, oldest first (a ``.tmp`` of a write in flight is none)."""
-    return sorted(int(p.name[len("gen_"):-len(".ckpt.npz")]) for p in (run_dir / "checkpoints").glob("gen_*.ckpt.npz"))
-
-
 def job_pids(cluster: Cluster, job: str) -> list[int]:
     """The PIDs of every process of the job (``scontrol listpids``: the batch shell, the run, its ranks)."""
     r = cluster.run("scontrol", "listpids", job, check=False)
     assert r.returncode == 0, r.stderr
-    return [int(line.split()[0]) for line in r.stdout.splitlines()[1:] if line.split() and line.split()[0].isdigit()]
+    first_words = [line.split()[0] for line in r.stdout.splitlines()[1:] if line.strip()]  # after the header
+    return [int(word) for word in first_words if word.isdigit()]
 
 
 def freeze_at_first_checkpoint(cluster: Cluster, job: str, run_dir: Path, last_generation: int,
@@ -280,7 +277,7 @@ def freeze_at_first_checkpoint(cluster: Cluster, job: str, run_dir: Path, last_g
     job is also requeued held.)"""
     deadline = time.monotonic() + timeout
     last_check = 0.0
-    while not checkpointed_generations(run_dir):
+    while checkpoint.latest_generation(run_dir) is None:
         if time.monotonic() > deadline:
             raise AssertionError(f"no checkpoint after {timeout} s:\n{job_output(run_dir)}")
         if time.monotonic() - last_check > 1.0:
@@ -290,12 +287,12 @@ def freeze_at_first_checkpoint(cluster: Cluster, job: str, run_dir: Path, last_g
         time.sleep(0.01)
     stopped: list[int] = []
     while True:  # until no process of the job is left running (one may have started while the others stopped)
-        running = [pid for pid in job_pids(cluster, job) if pid not in stopped or not is_stopped(pid)]
+        running = [pid for pid in job_pids(cluster, job) if pid not in stopped or not processes.is_stopped(pid)]
         if not running:
             break
         stopped += processes.stop(running)
-    newest = checkpointed_generations(run_dir)[-1]
-    assert 1 <= newest < last_generation, (newest, job_output(run_dir))
+    newest = checkpoint.latest_generation(run_dir)  # the generation `esrun slurm status` falls back on
+    assert newest is not None and 1 <= newest < last_generation, (newest, job_output(run_dir))
     return newest, stopped
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from esrun.runner import checkpoint
+
 from esrun_helpers import CONFIGS, esrun_cmd, processes, read_summary, run_esrun
 
 SUMMARY_KEYS = {"generations", "env_steps", "evaluations", "wall_seconds", "best_fitness", "final_eval_return",
@@ -69,8 +71,8 @@ def test_interrupted_and_resumed_matches_undisturbed(runs, sig):
     # Frozen first, so the signal lands mid-run however fast this machine runs generations: it waits in the stopped
     # process, which stops at the end of the generation it is in once continued.
     processes.stop([proc.pid])
-    frozen_at = max(int(p.name[4:10]) for p in (runs / "cut" / "checkpoints").glob("gen_*.ckpt.npz"))
-    assert frozen_at < 14
+    frozen_at = checkpoint.latest_generation(runs / "cut")
+    assert frozen_at is not None and frozen_at < 14
     proc.send_signal(sig)
     processes.cont([proc.pid])
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
