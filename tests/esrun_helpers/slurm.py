@@ -273,8 +273,8 @@ def freeze_at_first_checkpoint(cluster: Cluster, job: str, run_dir: Path, last_g
 
     The test continues the processes itself (``esrun_helpers.processes.cont``), or lets SLURM do it: ``scontrol
     requeue`` sends SIGCONT with its SIGTERM. (Not ``scontrol suspend``: slurmd sends SIGTSTP first and SIGSTOP only
-    a couple of seconds later, and mpiexec catches SIGTSTP, so an MPI run went on for ~4 generations; a suspended
-    job is also requeued held.)"""
+    later, and mpiexec catches SIGTSTP, so an MPI run went on for several generations; a suspended job is also
+    requeued held.)"""
     deadline = time.monotonic() + timeout
     last_check = 0.0
     while checkpoint.latest_generation(run_dir) is None:
